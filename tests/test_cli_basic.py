@@ -1,0 +1,36 @@
+"The `modelopt-nb` command as a user runs it: a separate process, a zoo name, clean errors."
+import json, subprocess, sys
+from pathlib import Path
+
+EXE = str(Path(sys.executable).parent/'modelopt-nb')
+
+def run(*args, timeout=300):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout)
+
+def test_help_lists_every_stop():
+    r = run('--help')
+    assert r.returncode == 0
+    for sub in ('calibrate', 'prune-depth', 'prune-width', 'distill', 'eval', 'bench', 'run'): assert sub in r.stdout
+
+def test_describe_default():
+    r = run('describe', 'tiny-qwen3-36l')
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout[r.stdout.index('{'):])
+    assert (d['num_layers'], d['hidden_size'], d['num_heads'], d['num_kv_heads']) == (36, 128, 8, 2)
+
+def test_eval_writes_json(tmp_path):
+    out = tmp_path/'r.json'
+    r = run('eval', 'tiny-qwen3-36l', '--blocks', '2', '--seq-len', '128', '--json', str(out))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d['tokens'] == 2*127 and 1 < d['perplexity'] < 1000 and d['bits_per_byte'] > 0
+
+def test_bad_model_is_a_clean_error():
+    r = run('describe', 'no-such-model')
+    assert r.returncode == 1 and 'Known names' in r.stderr and 'Traceback' not in r.stderr
+    r = run('eval', '/no/such/folder')
+    assert r.returncode == 1 and 'No such model folder' in r.stderr
+
+def test_unknown_subcommand():
+    r = run('frobnicate')
+    assert r.returncode == 2 and 'unknown subcommand' in r.stderr
