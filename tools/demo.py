@@ -33,11 +33,13 @@ def main():
         extra['depth_plan.json'] = plan.to_dict()
     else: print('(depth pruning not available in this installation: skipped)')
     if have('distill') and student is not teacher:
+        import shutil
         from modelopt_nb.distill import distill, DistillConfig
-        train = corpus_blocks(tok, 'train', seq_len=256, max_blocks=64)
-        cfg = DistillConfig(output_dir=str(ROOT/'out'/'demo-run'), max_steps=20, per_device_train_batch_size=8, learning_rate=1e-3,
-                            overwrite_output_dir=True) if 'output_dir' in DistillConfig.__dataclass_fields__ else DistillConfig()
-        student, hist = distill(teacher, student, train, cfg)
+        run = ROOT/'out'/'demo-run'; shutil.rmtree(run, ignore_errors=True)
+        train = corpus_blocks(tok, 'train', seq_len=256, max_blocks=320)
+        cfg = DistillConfig(output_dir=str(run), loss='kl', temperature=1.0, max_steps=40, batch_size=8, learning_rate=1e-3,
+                            warmup_steps=4, progress=True)
+        student, hist = distill(teacher, student, train, cfg, plan=plan)
         r = perplexity(student, held); print('held-out after distillation:', r); report['distilled'] = r.to_dict()
     p = save_checkpoint(student, tok, OUT, overwrite=True, extra_files={**extra, 'demo_report.json': report})
     from transformers import AutoModelForCausalLM

@@ -1,0 +1,94 @@
+"""Calibration against a plain forward pass over the same batches: throughput and peak memory (issue 4).
+
+Goals: `calibrate` throughput >= 0.9 x a plain forward (`model(input_ids, use_cache=False)`, logits included), and its peak memory
+<= 1.2 x the plain forward's. Throughput: interleaved rounds in one process, the best round of each. Peak memory: each mode in a
+fresh subprocess, the resident-set high-water mark (VmHWM, reset just before the pass) above the resident set just before it.
+Also reported for information: the ratio to a forward of the decoder stack alone (`model.model`), which is what calibrate runs.
+"""
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MODELS = ('tiny-qwen3-36l', 'smollm2-135m')
+
+
+def _setup(name, samples, seq_len):
+    import torch
+    from modelopt_nb.zoo import load_pretrained
+    from modelopt_nb.calibrate import calibration_blocks
+    model, tok = load_pretrained(name, dtype='fp32')
+    return model, calibration_blocks(tok, model, samples, seq_len)
+
+
+def _modes(model, blocks, batch_size):
+    import torch
+    from modelopt_nb.calibrate import calibrate
+    def plain():
+        with torch.no_grad():
+            for b in blocks.batches(batch_size): model(input_ids=b['input_ids'], use_cache=False)
+    def stack():
+        with torch.no_grad():
+            for b in blocks.batches(batch_size): model.model(input_ids=b['input_ids'], use_cache=False)
+    return dict(plain=plain, stack=stack, calibrate=lambda: calibrate(model, blocks, batch_size=batch_size, progress=False))
+
+
+def _peak_child(name, mode, samples, seq_len, batch_size):
+    "Run in a subprocess: peak RSS above the RSS before one pass of `mode`."
+    model, blocks = _setup(name, samples, seq_len)
+    f = _modes(model, blocks, batch_size)[mode]
+    def status(key):
+        for line in open('/proc/self/status'):
+            if line.startswith(key): return int(line.split()[1])*1024
+    import gc; gc.collect()
+    with open('/proc/self/clear_refs', 'w') as fh: fh.write('5')   # reset the high-water mark
+    before = status('VmRSS:')
+    f()
+    print(json.dumps(dict(before=before, peak=status('VmHWM:'))))
+
+
+def _peak(name, mode, samples, seq_len, batch_size):
+    code = (f"import sys; sys.path.insert(0, {str(ROOT/'bench')!r}); import bench_calibrate as b; "
+            f"b._peak_child({name!r}, {mode!r}, {samples}, {seq_len}, {batch_size})")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=900)
+    if r.returncode: raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool = False) -> list:
+    import torch
+    samples, seq_len, batch_size, rounds = (8, 256, 8, 2) if quick else (16, 256, 8, 3)
+    out = []
+    for name in MODELS:
+        try: model, blocks = _setup(name, samples, seq_len)
+        except (ImportError, FileNotFoundError) as e:
+            print(f'   skipping {name}: {e}', flush=True); continue
+        modes = _modes(model, blocks, batch_size)
+        modes['calibrate']()                                              # warm up
+        best = {k: float('inf') for k in modes}
+        for _ in range(rounds):
+            for k, f in modes.items():
+                t = time.perf_counter(); f(); best[k] = min(best[k], time.perf_counter() - t)
+        ntok = blocks.num_tokens
+        tps = {k: ntok/v for k, v in best.items()}
+        case = f'{name} fp32 cpu, {samples}x{seq_len} tokens, batch {batch_size}'
+        out += [dict(case=case, metric=f'{k} throughput', value=v, unit='tokens/s') for k, v in tps.items()]
+        out.append(dict(case=case, metric='calibrate / plain forward throughput', value=tps['calibrate']/tps['plain'], unit='x',
+                        ratio=tps['calibrate']/tps['plain'], ratio_of='calibrate tokens/s / plain forward tokens/s, one run', goal='>= 0.9'))
+        out.append(dict(case=case, metric='calibrate / decoder-stack forward throughput', value=tps['calibrate']/tps['stack'], unit='x',
+                        ratio=tps['calibrate']/tps['stack'], ratio_of='calibrate tokens/s / model.model forward tokens/s, one run'))
+        del model
+        pk = {k: _peak(name, k, samples, seq_len, batch_size) for k in ('plain', 'calibrate')}
+        for k, v in pk.items():
+            out.append(dict(case=case, metric=f'{k} peak RSS above start', value=(v['peak'] - v['before'])/2**20, unit='MiB'))
+        out.append(dict(case=case, metric='calibrate / plain forward peak memory', value=pk['calibrate']['peak']/pk['plain']['peak'], unit='x',
+                        ratio=pk['calibrate']['peak']/pk['plain']['peak'], ratio_of='calibrate peak RSS / plain forward peak RSS, one run each',
+                        goal='<= 1.2'))
+        d = lambda v: v['peak'] - v['before']
+        out.append(dict(case=case, metric='calibrate / plain forward peak memory above the loaded model', value=d(pk['calibrate'])/d(pk['plain']),
+                        unit='x', ratio=d(pk['calibrate'])/d(pk['plain']), ratio_of='peak RSS increase during the pass, calibrate / plain'))
+    return out
+
+
+if __name__ == '__main__':
+    for r in run(quick='--quick' in sys.argv): print(r)
