@@ -64,6 +64,11 @@ def main(argv=None):
     cal, t_cal, m_cal = timed(lambda: calibrate(model, ids, batch_size=bs, progress=False))
     _, t_plain2, _ = timed(lambda: forward(model))                                            # again, to bracket calibrate
     t_plain = min(t_plain, t_plain2)
+    cal_mc, t_cal_mc, m_cal_mc = timed(lambda: calibrate(model, ids, batch_size=bs, angular="mean-cos", progress=False))
+    def rho(x, y):                                                   # Spearman rank correlation (no ties in practice)
+        ok = torch.isfinite(x) & torch.isfinite(y)
+        r = lambda v: v[ok].argsort().argsort().double()
+        return round(float(torch.corrcoef(torch.stack([r(x), r(y)]))[0, 1]), 4)
     ok = bool(torch.isfinite(cal.bi).all() and torch.isfinite(cal.mlp_act).all() and (cal.bi > 0).all())
     k = model.config.num_hidden_layers - a.num_layers
     from modelopt_nb.importance import select_layers, angular_scores   # (a plan only: no copy of the model)
@@ -78,6 +83,10 @@ def main(argv=None):
                calibrate_s=round(t_cal, 3), calibrate_tokens_per_s=round(ntok/t_cal), calibrate_peak_gib=m_cal and round(m_cal, 2),
                calibrate_over_plain_throughput=round(t_plain/t_cal, 3),
                calibrate_over_plain_peak_memory=m_cal and round(m_cal/m_plain, 3),
+               calibrate_mean_cos_s=round(t_cal_mc, 3), calibrate_mean_cos_over_plain_throughput=round(t_plain/t_cal_mc, 3),
+               calibrate_mean_cos_peak_gib=m_cal_mc and round(m_cal_mc, 2),
+               bi_max_abs_diff_modes=float((cal.bi - cal_mc.bi).abs().max()),
+               angular_spearman_per_token_vs_mean_cos={n: rho(cal.angular[n - 1], cal_mc.angular[n - 1]) for n in (1, 4, 12)},
                calibration_finite=ok, prune_depth_s=round(t_prune, 3),
                pruned_forward_s=round(t_pruned, 3), pruned_tokens_per_s=round(ntok/t_pruned), pruned_peak_gib=m_pruned and round(m_pruned, 2),
                pruned_over_plain_throughput=round(t_plain/t_pruned, 3), layers_after=pruned.config.num_hidden_layers,

@@ -408,6 +408,12 @@ class DistillModule(nn.Module):
         if m is not self.student: m.enable_input_require_grads()  # LoRA: frozen embeddings would cut the graph
         m.activation_checkpointing_enable(**kwargs)
 
+    def gradient_checkpointing_enable(self, **kwargs):
+        "The same under its name before transformers 5.24 (where the Trainer calls this one)."
+        m = _base_model(self.student)
+        if m is not self.student: m.enable_input_require_grads()
+        m.gradient_checkpointing_enable(**kwargs)
+
 # %% ../nbs/08_distill.ipynb #33ae7a96
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
