@@ -34,3 +34,19 @@ def test_bad_model_is_a_clean_error():
 def test_unknown_subcommand():
     r = run('frobnicate')
     assert r.returncode == 2 and 'unknown subcommand' in r.stderr
+
+def test_bench_pruned_against_default(tmp_path):
+    "`modelopt-nb bench`: a depth-pruned folder against the default, one table with the default as baseline, JSON out."
+    pruned = tmp_path/'p24'
+    r = run('prune-depth', 'tiny-qwen3-36l', '--num-layers', '24', '--metric', 'bi', '--samples', '4', '--seq-len', '64', '--out', str(pruned))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path/'b.json'
+    r = run('bench', 'tiny-qwen3-36l', str(pruned), '--prompt-len', '16', '--output-len', '4', '--batch', '1', '2',
+            '--repeats', '1', '--warmup', '0', '--quiet', '--out', str(out))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())['results']
+    assert [(x['layers'], x['batch']) for x in rows] == [(36, 1), (36, 2), (24, 1), (24, 2)]
+    assert all(x['output_tokens_per_s'] > 0 and 0 < x['ttft_s'] < x['total_s'] for x in rows)
+    assert '× tiny-qwen3-36l' in r.stdout
+    r = run('bench', 'tiny-qwen3-36l', '--backend', 'vllm')
+    assert r.returncode == 1 and "backend 'vllm' cannot run here" in r.stderr
