@@ -50,3 +50,30 @@ def test_bench_pruned_against_default(tmp_path):
     assert '× tiny-qwen3-36l' in r.stdout
     r = run('bench', 'tiny-qwen3-36l', '--backend', 'vllm')
     assert r.returncode == 1 and "backend 'vllm' cannot run here" in r.stderr
+
+def test_run_recipe(tmp_path):
+    "`modelopt-nb run RECIPE`: depth-prune, distil briefly, evaluate, save; the report and a plain-transformers checkpoint."
+    recipe = tmp_path/'r.yaml'
+    recipe.write_text(f"model: tiny-qwen3-36l\noutput: {tmp_path/'run'}\ncalibration: {{samples: 4, seq_len: 64}}\n"
+                      "prune:\n  - depth: {num_layers: 20, policy: contiguous, metric: angular}\n"
+                      "distill: {max_steps: 2, batch_size: 2, seq_len: 64}\nevaluate: {blocks: 2, seq_len: 64}\n")
+    r = run('run', str(recipe), '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert '| distilled | 20 |' in r.stdout
+    rec = json.loads((tmp_path/'run'/'report.json').read_text())
+    assert [s['layers'] for s in rec['stages']] == [36, 20, 20]
+    removed = sorted(set(range(36)) - set(rec['stages'][1]['plan']['kept']))   # one contiguous block of 16, first and last kept
+    assert removed == list(range(removed[0], removed[0] + 16)) and 1 <= removed[0] and removed[-1] <= 34
+    from transformers import AutoConfig
+    assert AutoConfig.from_pretrained(tmp_path/'run'/'model').num_hidden_layers == 20
+    r = run('run', str(recipe), '--quiet')          # the output folder now holds a run: refused, nothing lost
+    assert r.returncode == 1 and 'exists and is not empty' in r.stderr
+    bad = tmp_path/'bad.yaml'; bad.write_text("model: tiny-qwen3-36l\noutput: x\nprune:\n  - deph: {}\n")
+    r = run('run', str(bad))
+    assert r.returncode == 1 and 'prune step 0 must be' in r.stderr
+
+def test_shipped_recipes_are_valid():
+    from modelopt_nb.pipeline import load_recipe
+    for f in sorted((Path(__file__).parents[1]/'recipes').glob('*.yaml')):
+        r = load_recipe(f)
+        assert r['model'] and r['prune'], f
