@@ -23,7 +23,7 @@ demo: install
 # (a) the library, README and notebooks agree; (b) notebooks pass (slow/gpu cells skipped); (c) pytest, whose summary is printed last
 test: install
 	@bash tools/check_sync.sh
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing   # one thread per notebook: two busy-waiting torch pools on 2 cores slow each other ~4x
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/
 
 sync: install
