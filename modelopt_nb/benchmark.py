@@ -13,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .core import adapter, count_params
+from .evaluate import model_device
 
 # %% auto #0
 __all__ = ['BACKENDS', 'Workload', 'available', 'BenchResult', 'benchmark', 'results_table', 'plot_results', 'save_results',
@@ -52,10 +53,6 @@ def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
     elif device.type == 'mps': torch.mps.synchronize()
 
-def _device(model) -> torch.device:
-    try: return model.get_input_embeddings().weight.device
-    except Exception: return next(model.parameters()).device
-
 def _cache_key(model) -> str:
     "The name of the KV-cache argument and output: `cache` from transformers 5.24 on, `past_key_values` before."
     import inspect
@@ -63,7 +60,7 @@ def _cache_key(model) -> str:
 
 def _eager(model):
     "PyTorch eager with the model's (dynamic) KV cache: one prefill forward, then one forward per new token, greedy."
-    dev, key = _device(model), _cache_key(model)
+    dev, key = model_device(model), _cache_key(model)
     @torch.inference_mode()
     def run(ids, n):
         ids = ids.to(dev)
@@ -95,7 +92,7 @@ def _generate_kwargs(model, n):
 
 def _generate(model):
     "`model.generate`: greedy with the KV cache; TTFT when the streamer receives the first new token."
-    dev = _device(model)
+    dev = model_device(model)
     @torch.inference_mode()
     def run(ids, n):
         ids = ids.to(dev)
@@ -112,7 +109,7 @@ def _compile(model):
     m = copy.copy(model)                                  # a shallow copy: same weights, its own forward and generation config
     m.generation_config = copy.deepcopy(model.generation_config)
     m.generation_config.cache_implementation = 'static'
-    m.forward = torch.compile(model.forward, mode='reduce-overhead' if _device(model).type == 'cuda' else 'default')
+    m.forward = torch.compile(model.forward, mode='reduce-overhead' if model_device(model).type == 'cuda' else 'default')
     return _generate(m)
 
 BACKENDS = {'eager': _eager, 'generate': _generate, 'compile': _compile}
@@ -178,12 +175,12 @@ def _one(model, name, backend, run, batch, w: Workload) -> BenchResult:
     for _ in range(w.warmup): run(ids, w.output_len)
     times, peaks = [], []
     for _ in range(w.repeats):
-        with _PeakMemory(_device(model)) as pm: toks, ttft, total = run(ids, w.output_len)
+        with _PeakMemory(model_device(model)) as pm: toks, ttft, total = run(ids, w.output_len)
         if tuple(toks.shape) != (batch, w.output_len):
             raise RuntimeError(f"backend {backend!r} returned {tuple(toks.shape)} tokens, expected {(batch, w.output_len)}")
         times.append((ttft, total)); peaks.append(pm.peak)
     ttft, total = statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
-    dev = _device(model)
+    dev = model_device(model)
     return BenchResult(name, backend, batch, w.prompt_len, w.output_len, ttft, (total - ttft)/max(w.output_len - 1, 1), total,
                        batch*w.output_len/total, None if any(p is None for p in peaks) else max(peaks)/2**20,
                        _describe_device(dev), str(next(model.parameters()).dtype).replace('torch.', ''), count_params(model),

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .core import adapter
 from .data import TokenBlocks
+from .evaluate import model_device
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'ANGULAR_MODES', 'Calibration', 'calibrate', 'calibration_blocks', 'cli_calibrate']
@@ -130,7 +131,9 @@ class _Scratch:
         k = (x.device, x.numel())
         if k not in self.bufs: self.bufs[k] = torch.empty(x.numel(), dtype=torch.float32, device=x.device)
         return self.bufs[k].view(x.shape)
-    def ones_for(self, n, device):
+    def token_weights(self, mk: _Mask, n, device):
+        "[n] weights that sum over the valid tokens: the mask, or (nothing padded) a cached vector of ones."
+        if mk.v is not None: return mk.v
         k = (device, n)
         if k not in self.ones: self.ones[k] = torch.ones(n, dtype=torch.float32, device=device)
         return self.ones[k]
@@ -150,7 +153,7 @@ def _seq_abs_sumsq(x, mk: _Mask, scratch: _Scratch, sq_acc=None, fast=None):
         s = a.sum(1).div_(T) if mk.w is None else torch.bmm(mk.w, a).squeeze(1)
         if sq_acc is not None:
             a.mul_(a)
-            sq_acc += (scratch.ones_for(B*T, x.device) if mk.v is None else mk.v) @ a.view(B*T, C)
+            sq_acc += scratch.token_weights(mk, B*T, x.device) @ a.view(B*T, C)
     else:
         if mk.w is None: s = torch.linalg.vector_norm(x, 1, dim=1, dtype=torch.float32).div_(T)
         else: s = torch.bmm(mk.w, x.abs().float()).squeeze(1)
@@ -169,7 +172,7 @@ def _head_stats(x, H, mk: _Mask, scratch: _Scratch, sq_acc=None, fast=None):
     if _fast_path(x) if fast is None else fast:
         a = torch.mul(x, x, out=scratch.like(x)).view(B*T, C)
         hn = (a @ scratch.head_sum(C, H, x.device)).sqrt_().view(B, T, H)                  # [B, T, H] each head's norm
-        if sq_acc is not None: sq_acc += (scratch.ones_for(B*T, x.device) if mk.v is None else mk.v) @ a
+        if sq_acc is not None: sq_acc += scratch.token_weights(mk, B*T, x.device) @ a
     else:
         hn = torch.linalg.vector_norm(x.view(B, T, H, C//H), dim=-1, dtype=torch.float32)
         if sq_acc is not None: sq_acc += _sumsq(x, mk)
@@ -329,10 +332,6 @@ def _iter_batches(batches, batch_size):
         return ({'input_ids': batches[i:i+batch_size]} for i in range(0, len(batches), batch_size)), math.ceil(len(batches)/batch_size)
     return (b if isinstance(b, dict) else {'input_ids': b} for b in batches), (len(batches) if hasattr(batches, '__len__') else None)
 
-def _input_device(model):
-    try: return model.get_input_embeddings().weight.device
-    except Exception: return next(model.parameters()).device
-
 @torch.no_grad()
 def calibrate(model,                   # a supported causal LM (any dtype; one device or `device_map="auto"`)
               batches,                 # `TokenBlocks`, a LongTensor [n, seq_len], or an iterable of dicts with `input_ids` (+ `attention_mask`)
@@ -355,7 +354,7 @@ def calibrate(model,                   # a supported causal LM (any dtype; one d
     if total is not None and max_blocks is not None: total = min(total, math.ceil(max_blocks/batch_size))
     ctx, V = getattr(model.config, 'max_position_embeddings', None), ad.vocab_size
     col = _Collector(model, N, per_token=angular == 'per-token')
-    dev, was_training, t0, seq_len = _input_device(model), model.training, time.time(), 0
+    dev, was_training, t0, seq_len = model_device(model), model.training, time.time(), 0
     model.eval()
     col.attach()
     try:

@@ -16,7 +16,8 @@ from .importance import (LAYER_METRICS, POLICIES, select_layers, bi_scores, angu
                                     block_loss_scores, loss_iterative)
 
 # %% auto #0
-__all__ = ['DEPTH_PLAN_FILE', 'DepthPlan', 'load_depth_plan', 'drop_layers', 'prune_depth', 'cli_prune_depth']
+__all__ = ['DEPTH_PLAN_FILE', 'DepthPlan', 'load_depth_plan', 'drop_layers', 'calibration_scores', 'prune_depth',
+           'cli_prune_depth']
 
 # %% ../nbs/05_depth.ipynb #5566f8c1
 DEPTH_PLAN_FILE = 'depth_plan.json'
@@ -106,6 +107,17 @@ def drop_layers(model,           # a supported causal LM
     return m, DepthPlan(kept, removed, L)
 
 # %% ../nbs/05_depth.ipynb #51130e49
+def calibration_scores(calibration, # a `Calibration`
+                       metric,      # 'bi' or 'angular'
+                       policy,      # one of `POLICIES`
+                       num_remove,  # layers to remove (the block length for `angular` / `contiguous`)
+                      ) -> tuple:
+    "Per-layer scores [L] and block scores ([L] or None) that the `bi` and `angular` metrics read from a calibration."
+    if metric == 'bi': return bi_scores(calibration), None
+    if metric == 'angular':
+        return angular_scores(calibration, 1), (angular_scores(calibration, num_remove) if policy == 'contiguous' else None)
+    raise ValueError(f"metric {metric!r} is not read from a Calibration (only 'bi' and 'angular' are)")
+
 def prune_depth(model,                 # a supported causal LM
                 num_layers=24,         # layers to keep
                 calibration=None,      # a `Calibration` of this model (for 'bi', 'angular'; gathered from `batches` when None)
@@ -138,10 +150,7 @@ def prune_depth(model,                 # a supported causal LM
     if metric in ('bi', 'angular') and calibration is None:
         calibration = calibrate(model, batches, batch_size=batch_size, angular_max_block=max(k, max(1, L//2)), progress=progress)
     block = None
-    if metric == 'bi': scores = bi_scores(calibration)
-    elif metric == 'angular':
-        scores = angular_scores(calibration, 1)
-        if policy == 'contiguous': block = angular_scores(calibration, k)
+    if metric in ('bi', 'angular'): scores, block = calibration_scores(calibration, metric, policy, k)
     elif metric == 'loss':
         if policy == 'contiguous': scores, block = None, block_loss_scores(model, batches, k, batch_size, progress=progress)
         else: scores = loss_scores(model, batches, batch_size, progress=progress)

@@ -115,14 +115,11 @@ def run_recipe(recipe,          # a YAML path, a YAML string or a dict (see `loa
         t = time.time()
         needs_cal = (kind == 'depth' and args.get('metric', 'bi') in ('bi', 'angular')) or \
                     (kind == 'width' and args.get('importance', 'activation') == 'activation')
-        cal = None
-        if needs_cal:
-            blk = calibration_blocks(tok, model, cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256))
-            cal = calibrate(model, blk, batch_size=cal_cfg.get('batch_size', 8), angular=cal_cfg.get('angular', 'per-token'),
-                            angular_max_block=model.config.num_hidden_layers, progress=progress)
-        if kind == 'depth':
-            batches = None if needs_cal else calibration_blocks(tok, model, cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256))
-            model, plan = prune_depth(model, calibration=cal, batches=batches, progress=progress, **args)
+        blk = calibration_blocks(tok, model, cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256)) if needs_cal or kind == 'depth' else None
+        cal = calibrate(model, blk, batch_size=cal_cfg.get('batch_size', 8), angular=cal_cfg.get('angular', 'per-token'),
+                        angular_max_block=model.config.num_hidden_layers, progress=progress) if needs_cal else None
+        if kind == 'depth':   # (the loss metrics evaluate on the calibration text; bi and angular read the calibration)
+            model, plan = prune_depth(model, calibration=cal, batches=blk, progress=progress, **args)
         else:
             model, plan = prune_width(model, calibration=cal, **args)
         plans.append((kind, plan)); extra[f'{i:02d}_{kind}_plan.json'] = plan.to_dict()

@@ -8,8 +8,8 @@ import torch
 import ipywidgets as W
 from IPython.display import display, clear_output
 
-from .importance import bi_scores, angular_scores, select_layers, POLICIES
-from .depth import drop_layers, prune_depth
+from .importance import select_layers, POLICIES
+from .depth import calibration_scores, drop_layers, prune_depth
 from .evaluate import perplexity
 
 # %% auto #0
@@ -26,8 +26,7 @@ def depth_choice(calibration,        # a `Calibration`
     "The layers `prune_depth(model, num_layers, calibration, metric, policy)` keeps, without a model: `dict(kept, removed, scores)`."
     if metric not in DEPTH_METRICS: raise ValueError(f"metric must be one of {DEPTH_METRICS}, got {metric!r}")
     L = calibration.num_layers
-    scores = bi_scores(calibration) if metric == 'bi' else angular_scores(calibration, 1)
-    block = angular_scores(calibration, L - num_layers) if metric == 'angular' and policy == 'contiguous' else None
+    scores, block = calibration_scores(calibration, metric, policy, L - num_layers)
     kept = select_layers(scores, num_layers, policy, keep_first, keep_last, block)
     return dict(kept=kept, removed=[i for i in range(L) if i not in kept], scores=scores, block_scores=block)
 
