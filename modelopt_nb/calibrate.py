@@ -4,10 +4,12 @@
 
 # %% ../nbs/03_calibrate.ipynb #d4684663
 from __future__ import annotations
-import argparse, json, math, os, platform, shutil, time, uuid
+import argparse, json, math, os, platform, shutil, time, uuid, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -113,8 +115,9 @@ class Calibration:
 class _Mask:
     "One batch's token mask in the forms the statistics use, on one device (all None when no position is padded)."
     def __init__(self, mask, device):
-        if mask is None: self.m3 = self.w = self.v = None; return
-        m = mask.to(device=device, dtype=torch.float32)           # [B, T], 1 for a valid token
+        if mask is None: self.m2 = self.cnt = self.m3 = self.w = self.v = None; return
+        self.m2 = m = mask.to(device=device, dtype=torch.float32).contiguous()   # [B, T], 1 for a valid token
+        self.cnt = m.sum(1).clamp_min(1)                          # [B] valid tokens per sequence
         self.m3 = m[..., None]                                    # [B, T, 1]: zeroes the padded tokens
         self.w = (m/m.sum(1, keepdim=True).clamp_min(1))[:, None] # [B, 1, T]: averages over each sequence's valid tokens
         self.v = m.reshape(-1)                                    # [B·T]: sums over the valid tokens
@@ -126,7 +129,24 @@ def _fast_path(x) -> bool:
 
 class _Scratch:
     "Reusable float32 buffers, one per (device, size): the CPU path writes |x| and x² there instead of allocating each time."
-    def __init__(self): self.bufs, self.ones, self.heads = {}, {}, {}
+    def __init__(self, kernels=None): self.bufs, self.ones, self.heads, self.kernels = {}, {}, {}, kernels
+    def path(self, x) -> str:
+        "'kernel' (fused CPU kernel), 'scratch' (float32 on a CPU without kernels) or 'fused' (GPU, or a low-precision dtype)."
+        if not _fast_path(x): return 'fused'
+        return 'kernel' if self.kernels is not None and x.is_contiguous() else 'scratch'
+    def kernel_mask(self, mk: _Mask, B, T):
+        "The kernels' numpy token mask [B, T] and reciprocal token counts [B]: the batch's, or (nothing padded) cached ones."
+        if mk.m2 is not None:
+            if not hasattr(mk, 'np'): mk.np = (mk.m2.cpu().numpy(), (1/mk.cnt).cpu().numpy())
+            return mk.np
+        k = ('kernel', B, T)
+        if k not in self.ones: self.ones[k] = (np.ones((B, T), np.float32), np.full(B, 1/T, np.float32))
+        return self.ones[k]
+    def sink(self, C):
+        "A [C] numpy buffer for sums nobody asked for."
+        k = ('sink', C)
+        if k not in self.ones: self.ones[k] = np.zeros(C, np.float32)
+        return self.ones[k]
     def like(self, x):
         k = (x.device, x.numel())
         if k not in self.bufs: self.bufs[k] = torch.empty(x.numel(), dtype=torch.float32, device=x.device)
@@ -143,12 +163,17 @@ class _Scratch:
         if k not in self.heads: self.heads[k] = torch.eye(H, dtype=torch.float32, device=device).repeat_interleave(C//H, 0)
         return self.heads[k]
 
-def _seq_abs_sumsq(x, mk: _Mask, scratch: _Scratch, sq_acc=None, fast=None):
-    """For x [B, T, C]: return Σ over samples of (mean |x| over the sequence)² per channel [C] (Minitron's aggregation, summed
-    over batches and square-rooted at the end); if `sq_acc` [C] is given, also add the per-channel sum of x² over valid tokens to it
-    (Wanda). Padded tokens count in neither. `fast`: force the scratch path (True) or the fused one (False)."""
+def _seq_abs_sumsq(x, mk: _Mask, scratch: _Scratch, acc, sq_acc=None, path=None):
+    """For x [B, T, C]: add to `acc` [C] the sum over samples of (mean |x| over the sequence)² per channel (Minitron's aggregation,
+    square-rooted at the end); if `sq_acc` [C] is given, also add the per-channel sum of x² over valid tokens to it (Wanda).
+    Padded tokens count in neither. `path`: force 'kernel', 'scratch' or 'fused' (default: `scratch.path(x)`)."""
     B, T, C = x.shape
-    if _fast_path(x) if fast is None else fast:
+    path = path or scratch.path(x)
+    if path == 'kernel':
+        m, inv = scratch.kernel_mask(mk, B, T)
+        scratch.kernels.abs_seq_sq(x.numpy(), m, inv, acc.numpy(), scratch.sink(C) if sq_acc is None else sq_acc.numpy())
+        return
+    if path == 'scratch':
         a = torch.abs(x, out=scratch.like(x))
         s = a.sum(1).div_(T) if mk.w is None else torch.bmm(mk.w, a).squeeze(1)
         if sq_acc is not None:
@@ -158,18 +183,23 @@ def _seq_abs_sumsq(x, mk: _Mask, scratch: _Scratch, sq_acc=None, fast=None):
         if mk.w is None: s = torch.linalg.vector_norm(x, 1, dim=1, dtype=torch.float32).div_(T)
         else: s = torch.bmm(mk.w, x.abs().float()).squeeze(1)
         if sq_acc is not None: sq_acc += _sumsq(x, mk)
-    return s.square().sum(0)
+    acc += s.square().sum(0)
 
 def _sumsq(x, mk: _Mask):
     "Per-channel sum of x² over the valid tokens of x [B, T, C], in float32 without a float32 copy of x: [C]."
     if mk.m3 is not None: x = x*mk.m3.to(x.dtype)
     return torch.linalg.vector_norm(x, 2, dim=(0, 1), dtype=torch.float32).square()
 
-def _head_stats(x, H, mk: _Mask, scratch: _Scratch, sq_acc=None, fast=None):
-    """For the input of `o_proj` x [B, T, H·hd]: Σ over samples of (mean over the sequence of each head's L2 norm)² [H]; if `sq_acc`
-    is given, also add the per-channel sum of x² over valid tokens to it."""
+def _head_stats(x, H, mk: _Mask, scratch: _Scratch, acc, sq_acc=None, path=None):
+    """For the input of `o_proj` x [B, T, H·hd]: add to `acc` [H] the sum over samples of (mean over the sequence of each head's L2
+    norm)²; if `sq_acc` is given, also add the per-channel sum of x² over valid tokens to it."""
     B, T, C = x.shape
-    if _fast_path(x) if fast is None else fast:
+    path = path or scratch.path(x)
+    if path == 'kernel':
+        m, inv = scratch.kernel_mask(mk, B, T)
+        scratch.kernels.head_sq(x.numpy(), m, inv, H, acc.numpy(), scratch.sink(C) if sq_acc is None else sq_acc.numpy())
+        return
+    if path == 'scratch':
         a = torch.mul(x, x, out=scratch.like(x)).view(B*T, C)
         hn = (a @ scratch.head_sum(C, H, x.device)).sqrt_().view(B, T, H)                  # [B, T, H] each head's norm
         if sq_acc is not None: sq_acc += scratch.token_weights(mk, B*T, x.device) @ a
@@ -177,7 +207,7 @@ def _head_stats(x, H, mk: _Mask, scratch: _Scratch, sq_acc=None, fast=None):
         hn = torch.linalg.vector_norm(x.view(B, T, H, C//H), dim=-1, dtype=torch.float32)
         if sq_acc is not None: sq_acc += _sumsq(x, mk)
     s = hn.sum(1).div_(T) if mk.w is None else torch.bmm(mk.w, hn).squeeze(1)
-    return s.square().sum(0)
+    acc += s.square().sum(0)
 
 def _band_pairs(L, N):
     "All pairs (i, j) of hidden-state indices 0..L with 1 <= j - i <= N: the blocks whose angular distance is gathered."
@@ -203,22 +233,33 @@ def _gram(X, max_elems=1 << 26):
         x = X[:, a:a+step].to(acc); G.addmm_(x, x.t())
     return G
 
-def _token_band_sums(S, ii, jj, keep=None, max_elems=1 << 26):
-    """Per-token statistics from token-major normalised states S [BT, L+1, D]: token sums of cos and of arccos(cos)/π for the
-    pairs (ii, jj), two tensors [P]. Each token's Gram matrix is a batched matmul, float32 on a CPU and float64 on a GPU (no TF32),
-    a slice of tokens at a time so the converted slice stays under `max_elems` elements. `keep` [BT] bool drops padded tokens
-    (whose zero vectors already add nothing to the cosine sums)."""
+def _token_band_sums(S, ii, jj, keep=None, max_elems=1 << 26, kernels=None):
+    """Per-token statistics from token-major hidden states S [BT, L+1, D] (as the layers produced them, not normalised): token sums
+    of cos and of arccos(cos)/π for the pairs (ii, jj), two tensors [P]. Each token's Gram matrix is a batched matmul whose diagonal
+    holds the squared norms, so normalising costs [BT, L+1] divisions instead of a pass over every state. float32 on a CPU and
+    float64 on a GPU (no TF32), a slice of tokens at a time so the converted slice stays under `max_elems` elements. `keep` [BT]
+    bool drops padded tokens. With `kernels` (float32 on a CPU) the compiled kernel computes only the pairs' dot products."""
     BT, L1, D = S.shape
+    if kernels is not None and S.device.type == 'cpu' and S.dtype == torch.float32 and S.is_contiguous():
+        cos = torch.empty(BT, len(ii))                                              # the compiled kernel: only the band's dot products
+        kernels.band_cos(S.numpy(), int((jj - ii).max()), np.ones(BT, np.float32) if keep is None else keep.float().numpy(), cos.numpy())
+        cs = cos.sum(0)
+        ang = torch.arccos_(cos)
+        if keep is not None: ang.mul_(keep[:, None])
+        return cs, ang.sum(0).div_(math.pi)
     acc = torch.float64 if S.device.type == 'cuda' else torch.float32
-    flat = (ii*L1 + jj).to(S.device)
+    flat, ii, jj = (ii*L1 + jj).to(S.device), ii.to(S.device), jj.to(S.device)
     cs, ans = torch.zeros(len(ii), dtype=acc, device=S.device), torch.zeros(len(ii), dtype=acc, device=S.device)
     rows = max(1, max_elems//(L1*D))
     for t in range(0, BT, rows):
         x = S[t:t+rows].to(acc)                                                     # [c, L+1, D]
-        cos = torch.bmm(x, x.transpose(1, 2)).view(x.shape[0], -1).index_select(1, flat).clamp_(-1, 1)
+        G = torch.bmm(x, x.transpose(1, 2))                                         # [c, L+1, L+1]
+        inv = G.diagonal(dim1=1, dim2=2).clamp_min(torch.finfo(acc).tiny).rsqrt_()  # 1/‖h‖ (a zero state: cosine 0)
+        cos = G.view(x.shape[0], -1).index_select(1, flat).mul_(inv.index_select(1, ii)).mul_(inv.index_select(1, jj)).clamp_(-1, 1)
+        if keep is not None: cos.mul_(keep[t:t+rows, None])
         cs += cos.sum(0)
         ang = torch.arccos_(cos)
-        if keep is not None: ang = ang*keep[t:t+rows, None]
+        if keep is not None: ang.mul_(keep[t:t+rows, None])
         ans += ang.sum(0)
     return cs.float(), (ans/math.pi).float()
 
@@ -227,7 +268,7 @@ def _layer_device(layer) -> torch.device:
 
 class _Collector:
     "Forward hooks that fold each batch's activations into float32 running sums on each layer's own device."
-    def __init__(self, model, N, per_token=False):
+    def __init__(self, model, N, per_token=False, kernels=None):
         self.ad = ad = adapter(model)
         L, D, H, hd, I = ad.num_layers, ad.hidden_size, ad.num_heads, ad.head_dim, ad.intermediate_size
         for i in range(L):
@@ -245,11 +286,11 @@ class _Collector:
                    'mlp_in': [z(i, D) for i in range(L)], 'down_in': [z(i, I) for i in range(L)]}
         sdt = next(model.parameters()).dtype
         self.sdtype = sdt if sdt.is_floating_point else torch.float32
-        self.handles, self.tokens, self.samples, self.S, self.scratch = [], 0, 0, None, _Scratch()
+        self.handles, self.tokens, self.samples, self.S, self.scratch = [], 0, 0, None, _Scratch(kernels)
 
     # --- per batch: the token mask, moved once per device ---
-    # the buffer of normalised hidden states is token-major [BT, L+1, D] for per-token statistics (each token's Gram matrix is
-    # then a contiguous batched matmul) and layer-major [L+1, BT, D] otherwise (one GEMM over all tokens)
+    # the buffer of hidden states is token-major [BT, L+1, D] and raw for per-token statistics (each token's Gram matrix is
+    # then a contiguous batched matmul) and layer-major [L+1, BT, D], normalised, otherwise (one GEMM over all tokens)
     def start_batch(self, mask, B, T):
         self.B, self.T, self.mask, self._mk = B, T, mask, {}
         n = B*T
@@ -262,7 +303,8 @@ class _Collector:
         n = self.B*self.T
         if self.per_token:
             S = self.S[:n]
-            c, a = _token_band_sums(S, self.ii, self.jj, self._masks(S.device).keep if self.mask is not None else None)
+            c, a = _token_band_sums(S, self.ii, self.jj, self._masks(S.device).keep if self.mask is not None else None,
+                                    kernels=self.scratch.kernels)
             self.cos_sum += c; self.ang_sum += a
         else:
             G = _gram(self.S[:, :n].reshape(self.L + 1, -1))
@@ -274,17 +316,17 @@ class _Collector:
     # --- the hooks ---
     def _norm_out(self, row, name, l):
         def hook(mod, args, out):
-            self.emb[row] += _seq_abs_sumsq(out, self._masks(out.device), self.scratch, self.sq[name][l])
+            _seq_abs_sumsq(out, self._masks(out.device), self.scratch, self.emb[row], self.sq[name][l])
         return hook
     def _o_in(self, l):
         def hook(mod, args):
             x = args[0]
-            self.head[l] += _head_stats(x, self.H, self._masks(x.device), self.scratch, self.sq['o_in'][l])
+            _head_stats(x, self.H, self._masks(x.device), self.scratch, self.head[l], self.sq['o_in'][l])
         return hook
     def _down_in(self, l):
         def hook(mod, args):
             x = args[0]
-            self.mlp[l] += _seq_abs_sumsq(x, self._masks(x.device), self.scratch, self.sq['down_in'][l])
+            _seq_abs_sumsq(x, self._masks(x.device), self.scratch, self.mlp[l], self.sq['down_in'][l])
         return hook
     def _first_in(self, mod, args, kwargs):
         self._state(0, args[0] if args else kwargs['hidden_states'])
@@ -293,9 +335,10 @@ class _Collector:
             self._state(l + 1, out[0] if isinstance(out, (tuple, list)) else out)
         return hook
     def _state(self, j, h):
-        "Normalise hidden state h_j into the batch's layer-major buffer (on the first layer's device)."
+        "Hidden state h_j into the batch's buffer (on the first layer's device): as it is (per-token), or normalised (mean-cos)."
         n = h.shape[0]*h.shape[1]
-        _normalize_into(self.S[:n, j] if self.per_token else self.S[j, :n], h, self._masks(h.device))
+        if self.per_token: self.S[:n, j].copy_(h.reshape(n, -1))
+        else: _normalize_into(self.S[j, :n], h, self._masks(h.device))
 
     def attach(self):
         ad, reg = self.ad, self.handles.append
@@ -310,7 +353,7 @@ class _Collector:
         return self
     def detach(self):
         for h in self.handles: h.remove()
-        self.handles, self.S, self.scratch = [], None, _Scratch()
+        self.handles, self.S, self.scratch = [], None, _Scratch(self.scratch.kernels)
 
     def result(self, meta) -> Calibration:
         L, N, cpu = self.L, self.N, lambda ts: torch.stack([t.cpu() for t in ts])
@@ -322,6 +365,128 @@ class _Collector:
         ang = torch.full((N, L), float('nan')); ang[n - 1, self.ii] = a
         return Calibration(self.ad.shape(), tok, self.samples, bi, ang, cpu(self.mlp).sqrt(), cpu(self.head).sqrt(),
                            cpu(self.emb).sqrt(), in_sq={k: cpu(v) for k, v in self.sq.items()}, meta=meta)
+
+# %% ../nbs/03_calibrate.ipynb #093bc009
+_TOKENS_PER_TASK = 64
+_KERNELS = None                 # the compiled kernels once built; False where they cannot be
+
+def _fold_py(ps, pq, K, inv, acc, sq):
+    """Add the kernels' per-task partial sums into the accumulators: ps [B·K, J] (K tasks per sequence) summed per sequence, scaled
+    by inv [B] and squared into acc [J]; pq [B·K, C] summed into sq [C]."""
+    for b in range(ps.shape[0]//K):
+        for j in range(ps.shape[1]):
+            a = np.float32(0)
+            for k in range(K): a += ps[b*K + k, j]
+            a *= inv[b]
+            acc[j] += a*a
+    for task in range(pq.shape[0]):
+        for c in range(pq.shape[1]): sq[c] += pq[task, c]
+
+def _abs_seq_sq_py(x, m, inv, acc, sq):
+    """x [B, T, C], m [B, T] (0 = padded), inv [B] (1/valid tokens): acc[c] += Σ_b (inv[b]·Σ_t |x[b, t, c]|)² and
+    sq[c] += Σ_{b,t} x[b, t, c]², over valid tokens."""
+    B, T, C = x.shape
+    K = (T + _TOKENS_PER_TASK - 1)//_TOKENS_PER_TASK
+    ps, pq = np.zeros((B*K, C), np.float32), np.zeros((B*K, C), np.float32)
+    for task in numba.prange(B*K):
+        b, k = task//K, task % K
+        for t in range(k*_TOKENS_PER_TASK, min(T, (k + 1)*_TOKENS_PER_TASK)):
+            if m[b, t] != 0:
+                for c in range(C):
+                    v = x[b, t, c]
+                    ps[task, c] += abs(v)
+                    pq[task, c] += v*v
+    _fold(ps, pq, K, inv, acc, sq)
+
+def _head_sq_py(x, m, inv, H, acc, sq):
+    """x [B, T, H·hd], m [B, T], inv [B]: acc[h] += Σ_b (inv[b]·Σ_t ‖x[b, t, head h]‖)² and sq[c] += Σ_{b,t} x[b, t, c]², over
+    valid tokens."""
+    B, T, C = x.shape
+    hd, K = C//H, (T + _TOKENS_PER_TASK - 1)//_TOKENS_PER_TASK
+    ph, pq = np.zeros((B*K, H), np.float32), np.zeros((B*K, C), np.float32)
+    for task in numba.prange(B*K):
+        b, k = task//K, task % K
+        row = np.empty(C, np.float32)
+        for t in range(k*_TOKENS_PER_TASK, min(T, (k + 1)*_TOKENS_PER_TASK)):
+            if m[b, t] != 0:
+                for c in range(C):
+                    v2 = x[b, t, c]*x[b, t, c]
+                    row[c] = v2
+                    pq[task, c] += v2
+                for h in range(H):
+                    a = np.float32(0)
+                    for d in range(hd): a += row[h*hd + d]
+                    ph[task, h] += np.sqrt(a)
+    _fold(ph, pq, K, inv, acc, sq)
+
+def _band_cos_py(S, N, keep, out):
+    """S [BT, L+1, D] hidden states as produced, keep [BT] (0 = padded): out[t, p] = the cosine of token t's states i and i+n for
+    every pair p of `_band_pairs(L, N)` (blocks of n = 1..N, in that order), 0 for a padded token or a zero state."""
+    BT, L1, D = S.shape
+    for t in numba.prange(BT):
+        if keep[t] == 0:
+            for p in range(out.shape[1]): out[t, p] = 0
+            continue
+        St, inv = S[t], np.empty(L1, np.float32)
+        for i in range(L1):
+            x, a = St[i], np.float32(0)
+            for d in range(D): a += x[d]*x[d]
+            inv[i] = 1/np.sqrt(max(a, np.float32(1e-37)))
+        p = 0
+        for n in range(1, N + 1):
+            for i in range(L1 - n):
+                x, y, a = St[i], St[i + n], np.float32(0)
+                for d in range(D): a += x[d]*y[d]
+                out[t, p] = min(max(a*inv[i]*inv[i + n], np.float32(-1)), np.float32(1))
+                p += 1
+
+def _cpu_kernels():
+    "The fused CPU kernels (compiled with numba on first use and checked), or None where they cannot be had (warned once)."
+    global _KERNELS, numba, _fold
+    if _KERNELS is None:
+        threads = torch.get_num_threads()     # numba's OpenMP pool, started by the first parallel call, resets torch's count
+        try:
+            import numba
+            opts = dict(nogil=True, parallel=True, boundscheck=False, fastmath={'reassoc', 'contract', 'nsz'},
+                        cache=__name__ != '__main__')             # a notebook's cells have no file to cache into
+            _fold = numba.njit(**(opts | dict(parallel=False)))(_fold_py)    # called by the two below
+            k = SimpleNamespace(abs_seq_sq=numba.njit(**opts)(_abs_seq_sq_py), head_sq=numba.njit(**opts)(_head_sq_py),
+                                band_cos=numba.njit(**opts)(_band_cos_py))
+            x, m = torch.randn(2, 70, 12), torch.ones(2, 70)
+            m[1, 50:] = 0
+            xm, inv = x*m[..., None], 1/m.sum(1)
+            acc, q, hacc, hq = torch.zeros(12), torch.zeros(12), torch.zeros(3), torch.zeros(12)
+            k.abs_seq_sq(x.numpy(), m.numpy(), inv.numpy(), acc.numpy(), q.numpy())
+            k.head_sq(x.numpy(), m.numpy(), inv.numpy(), 3, hacc.numpy(), hq.numpy())
+            sq = xm.square().sum((0, 1))
+            if not all(torch.allclose(a, b, rtol=1e-4) for a, b in ((acc, (xm.abs().sum(1)*inv[:, None]).square().sum(0)), (q, sq), (hq, sq),
+                       (hacc, (xm.view(2, 70, 3, 4).norm(dim=-1).sum(1)*inv[:, None]).square().sum(0)))):
+                raise RuntimeError("the compiled kernels disagree with torch")
+            H, keep = torch.randn(5, 4, 16), torch.tensor([1, 1, 0, 1, 1], dtype=torch.float32)
+            H[3, 2] = 0
+            ii, jj = _band_pairs(3, 2)
+            out = torch.empty(5, len(ii))
+            k.band_cos(H.numpy(), 2, keep.numpy(), out.numpy())
+            ref = torch.nn.functional.cosine_similarity(H[:, ii], H[:, jj], dim=-1)*keep[:, None]
+            if not torch.allclose(out, ref, atol=1e-5): raise RuntimeError("the compiled cosine kernel disagrees with torch")
+            _KERNELS = k
+        except Exception as e:
+            warnings.warn(f"calibrate: no fused CPU kernels ({type(e).__name__}: {e}); using the slower tensor path")
+            _KERNELS = False
+        finally: torch.set_num_threads(threads)
+    return _KERNELS or None
+
+class _KernelThreads:
+    "Run the kernels on as many threads as torch uses (numba's own default is every core), restoring numba's setting after."
+    def __init__(self, kernels): self.on = kernels is not None
+    def __enter__(self):
+        if self.on:
+            self.old, self.torch = numba.get_num_threads(), torch.get_num_threads()
+            numba.set_num_threads(max(1, min(self.torch, numba.config.NUMBA_NUM_THREADS)))
+    def __exit__(self, *exc):
+        if self.on:
+            numba.set_num_threads(self.old)
+            if torch.get_num_threads() != self.torch: torch.set_num_threads(self.torch)
 
 # %% ../nbs/03_calibrate.ipynb #dae9b35f
 def _iter_batches(batches, batch_size):
@@ -340,10 +505,12 @@ def calibrate(model,                   # a supported causal LM (any dtype; one d
               angular_max_block=None,  # longest block for `angular` (default: half the layers, at least 1)
               angular='per-token',     # 'per-token': mean of each token's arccos (Gromov et al.); 'mean-cos': arccos of the mean cosine (cheaper)
               progress=True,           # show a progress bar
+              kernels='auto',          # 'auto': fused numba kernels for float32 layers on a CPU when available; 'torch': tensor ops only
              ) -> Calibration:
     "One streamed pass with forward hooks gathering the depth, width and Wanda statistics of `model` on `batches`."
     ad = adapter(model)                                        # unsupported models fail here, before anything runs
     if angular not in ANGULAR_MODES: raise ValueError(f"angular must be one of {ANGULAR_MODES}, got {angular!r}")
+    if kernels not in ('auto', 'torch'): raise ValueError(f"kernels must be 'auto' or 'torch', got {kernels!r}")
     L = ad.num_layers
     N = max(1, L//2) if angular_max_block is None else angular_max_block
     if not isinstance(N, int) or not 1 <= N <= L: raise ValueError(f"angular_max_block must be an int in 1..{L}, got {N!r}")
@@ -353,7 +520,8 @@ def calibrate(model,                   # a supported causal LM (any dtype; one d
     it, total = _iter_batches(batches, batch_size)
     if total is not None and max_blocks is not None: total = min(total, math.ceil(max_blocks/batch_size))
     ctx, V = getattr(model.config, 'max_position_embeddings', None), ad.vocab_size
-    col = _Collector(model, N, per_token=angular == 'per-token')
+    cpu32 = any(p.device.type == 'cpu' and p.dtype == torch.float32 for p in ad.layers.parameters())
+    col = _Collector(model, N, per_token=angular == 'per-token', kernels=_cpu_kernels() if kernels == 'auto' and cpu32 else None)
     dev, was_training, t0, seq_len = model_device(model), model.training, time.time(), 0
     model.eval()
     col.attach()
@@ -375,7 +543,7 @@ def calibrate(model,                   # a supported causal LM (any dtype; one d
                 if am.bool().all(): am = None                  # nothing masked: take the fast path
             else: n_tok = B*T
             col.start_batch(am, B, T)
-            with torch.inference_mode():   # a few % faster than no_grad; the accumulators stay normal tensors (updated in place)
+            with torch.inference_mode(), _KernelThreads(col.scratch.kernels):   # a few % faster than no_grad; the accumulators stay normal tensors (updated in place)
                 ad.base(input_ids=ids.to(dev), attention_mask=am, use_cache=False)
                 col.end_batch()
             col.tokens += n_tok; col.samples += B; seq_len = max(seq_len, T)
@@ -385,7 +553,7 @@ def calibrate(model,                   # a supported causal LM (any dtype; one d
     if col.tokens == 0: raise ValueError("calibrate: no calibration tokens (empty batches, or every position masked)")
     import transformers
     meta = dict(dtype=str(next(model.parameters()).dtype).replace('torch.', ''), seq_len=seq_len, batch_size=batch_size,
-                angular_max_block=N, angular=angular, seconds=round(time.time() - t0, 3), source=getattr(model.config, '_name_or_path', None) or None,
+                angular_max_block=N, angular=angular, kernels='numba' if col.scratch.kernels else 'torch', seconds=round(time.time() - t0, 3), source=getattr(model.config, '_name_or_path', None) or None,
                 created=time.strftime('%Y-%m-%d %H:%M:%S'), torch=torch.__version__, transformers=transformers.__version__)
     return col.result(meta)
 
