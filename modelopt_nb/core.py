@@ -302,7 +302,7 @@ def save_checkpoint(model,              # the model to save (`save_pretrained`, 
                     tokenizer,          # its tokenizer, or None
                     path,               # target folder; created, or replaced only with `overwrite=True`
                     overwrite=False,    # replace a non-empty `path`?
-                    extra_files=None,   # {file name: str | bytes | dict (written as JSON)} saved beside the weights
+                    extra_files=None,   # {file name: str | bytes | dict or list (written as JSON)} saved beside the weights
                    ) -> Path:
     "Save `model` (+ `tokenizer` and `extra_files`) atomically into `path`: write beside, then rename."
     path = Path(path).expanduser().resolve()
@@ -319,7 +319,7 @@ def save_checkpoint(model,              # the model to save (`save_pretrained`, 
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
         for name, content in (extra_files or {}).items():
             f = tmp/name
-            if isinstance(content, dict): f.write_text(json.dumps(content, indent=2))
+            if isinstance(content, (dict, list)): f.write_text(json.dumps(content, indent=2, default=str))
             elif isinstance(content, bytes): f.write_bytes(content)
             else: f.write_text(str(content))
         if path.exists():

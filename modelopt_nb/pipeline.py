@@ -13,7 +13,7 @@ RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
                'distill': 'DistillConfig fields, + seq_len', 'evaluate': 'blocks, seq_len', 'benchmark': 'Workload fields, + backends'}
 _CAL_KEYS = {'samples', 'seq_len', 'batch_size', 'angular'}
 _EVAL_KEYS = {'blocks', 'seq_len'}
-_REPORT, _RECORD = 'report.md', 'report.json'
+_REPORT, _RECORD, _STARTED = 'report.md', 'report.json', 'recipe.json'   # the report; a finished run; a started run (its recipe)
 
 def _keys_of(f, drop=('model', 'calibration', 'inplace', 'progress', 'batches')):
     return set(inspect.signature(f).parameters) - set(drop)
@@ -25,7 +25,13 @@ def _need(d, allowed, where):
     if bad: raise ValueError(f"recipe: unknown key(s) {bad} in `{where}`; allowed: {sorted(allowed)}")
     return d
 
-def load_recipe(recipe) -> dict:
+def _same_run(r) -> dict:
+    "What a resumed run must share with the run it continues: the recipe less `overwrite`."
+    return json.loads(json.dumps({k: v for k, v in r.items() if k != 'overwrite'}, default=str))
+
+def load_recipe(recipe,         # a YAML file path, a YAML string or a dict
+                resume=False,   # the output folder must hold an unfinished run of this same recipe, to continue
+               ) -> dict:
     "A recipe from a YAML file path, a YAML string or a dict, checked (see `RECIPE_KEYS`); raises `ValueError` with what is wrong."
     import yaml
     from modelopt_nb.depth import prune_depth
@@ -54,9 +60,17 @@ def load_recipe(recipe) -> dict:
     _need(r.get('benchmark'), {f.name for f in dataclasses.fields(Workload)} | {'backends'}, 'benchmark')
     if r.get('distill') is not None and not steps: raise ValueError("recipe: `distill` needs a `prune` step (there is no student)")
     out = Path(r['output'])
-    if out.exists() and any(out.iterdir()) and not (r.get('overwrite') and (out/_RECORD).exists()):
-        raise FileExistsError(f"recipe: {out} exists and is not empty" + ('' if (out/_RECORD).exists() else ' (and holds no previous run)') +
-                              "; choose a new output folder" + (", or set overwrite: true" if (out/_RECORD).exists() else ''))
+    prev = (out/_RECORD).exists() or (out/_STARTED).exists()
+    if resume:
+        if not (out/_STARTED).exists(): raise FileNotFoundError(f"recipe: {out} holds no started run to resume")
+        if (out/_RECORD).exists(): raise ValueError(f"recipe: the run in {out} is finished ({_RECORD}); nothing to resume")
+        was = json.loads((out/_STARTED).read_text())
+        if was != _same_run(r):
+            diff = sorted(k for k in set(was) | set(_same_run(r)) if was.get(k) != _same_run(r).get(k))
+            raise ValueError(f"recipe: the run in {out} was started with another recipe (differs in {diff}); resume it with the same one")
+    elif out.exists() and any(out.iterdir()) and not (r.get('overwrite') and prev):
+        raise FileExistsError(f"recipe: {out} exists and is not empty" + ('' if prev else ' (and holds no previous run)') +
+                              "; choose a new output folder" + (", set overwrite: true, or resume the unfinished run" if prev else ''))
     return r
 
 # %% auto #0
@@ -91,6 +105,7 @@ def _report_md(rec) -> str:
 
 def run_recipe(recipe,          # a YAML path, a YAML string or a dict (see `load_recipe`)
                progress=True,   # progress bars
+               resume=False,    # continue the unfinished run in the output folder (its distillation from its last checkpoint)
               ) -> dict:
     "Run a recipe end to end; write the model, `report.md` and `report.json` into its output folder; return the record."
     import torch
@@ -101,7 +116,12 @@ def run_recipe(recipe,          # a YAML path, a YAML string or a dict (see `loa
     from modelopt_nb.depth import prune_depth
     from modelopt_nb.width import prune_width
     from modelopt_nb.distill import DistillConfig, distill
-    r = load_recipe(recipe)
+    r = load_recipe(recipe, resume=resume)
+    out = Path(r['output'])
+    if not resume:                   # (a non-empty folder here holds a previous run and overwrite is set: load_recipe checked)
+        for p in (out.iterdir() if out.exists() else []): shutil.rmtree(p) if p.is_dir() else p.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        (out/_STARTED).write_text(json.dumps(_same_run(r), indent=1))
     t_all = time.time()
     torch.manual_seed(r.get('seed', 0))
     teacher, tok = load_pretrained(r['model'], dtype=r.get('dtype'), device=r.get('device'))
@@ -127,13 +147,12 @@ def run_recipe(recipe,          # a YAML path, a YAML string or a dict (see `loa
     if r.get('distill') is not None:
         d = dict(r['distill']); seq = d.pop('seq_len', 256)
         depth = [p for k, p in plans if k == 'depth']
-        out = Path(r['output'])
-        if r.get('overwrite'): shutil.rmtree(out/'distill-run', ignore_errors=True)   # the previous run's checkpoints
         cfg = DistillConfig(output_dir=str(out/'distill-run'), progress=progress, **d)
         need = cfg.max_steps*cfg.batch_size*cfg.grad_accum if cfg.tokens is None else -(-cfg.tokens//seq)
         train = corpus_blocks(tok, 'train', seq_len=seq, max_blocks=need)
         t = time.time()
-        model, hist = distill(teacher, model, train, cfg, plan=depth[0] if len(depth) == 1 and len(plans) == 1 else None)
+        model, hist = distill(teacher, model, train, cfg, plan=depth[0] if len(depth) == 1 and len(plans) == 1 else None,
+                              resume=resume and (out/'distill-run').exists())
         extra['distill_history.json'] = hist
         stages.append(_stage('distilled', model, held, time.time() - t))
     bench = None
@@ -144,10 +163,7 @@ def run_recipe(recipe,          # a YAML path, a YAML string or a dict (see `loa
         w = Workload(**b)
         res = benchmark({'original': teacher, 'result': model}, w, backends, progress=progress)
         bench = dict(workload=dataclasses.asdict(w), results=[x.to_dict() for x in res], table=results_table(res, baseline='original'))
-    out = Path(r['output'])
-    if out.exists() and r.get('overwrite'):
-        for p in out.iterdir():
-            if p.name != 'distill-run' or r.get('distill') is None: shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if (out/'model').exists(): shutil.rmtree(out/'model')       # (a resumed run that was stopped while saving)
     model_dir = save_checkpoint(model, tok, out/'model', extra_files=extra)
     rec = dict(recipe=r, stages=stages, benchmark=bench, model_dir=str(model_dir), seconds=time.time() - t_all,
                finished=time.strftime('%Y-%m-%d %H:%M:%S'), torch=torch.__version__)
@@ -161,7 +177,8 @@ def cli_run(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='modelopt-nb run', description='Run a recipe (YAML) end to end: prune, distil, evaluate, benchmark, save.')
     ap.add_argument('recipe', help='a YAML file (keys: ' + ', '.join(RECIPE_KEYS) + ')')
     ap.add_argument('--quiet', action='store_true', help='no progress bars')
+    ap.add_argument('--resume', action='store_true', help='continue the unfinished run in the output folder (distillation from its last checkpoint)')
     a = ap.parse_args(argv)
-    rec = run_recipe(a.recipe, progress=not a.quiet)
+    rec = run_recipe(a.recipe, progress=not a.quiet, resume=a.resume)
     print((Path(rec['recipe']['output'])/_REPORT).read_text())
     return 0

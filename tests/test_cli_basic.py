@@ -68,6 +68,8 @@ def test_run_recipe(tmp_path):
     assert AutoConfig.from_pretrained(tmp_path/'run'/'model').num_hidden_layers == 20
     r = run('run', str(recipe), '--quiet')          # the output folder now holds a run: refused, nothing lost
     assert r.returncode == 1 and 'exists and is not empty' in r.stderr
+    r = run('run', str(recipe), '--quiet', '--resume')   # a finished run: nothing to resume
+    assert r.returncode == 1 and 'is finished' in r.stderr
     bad = tmp_path/'bad.yaml'; bad.write_text("model: tiny-qwen3-36l\noutput: x\nprune:\n  - deph: {}\n")
     r = run('run', str(bad))
     assert r.returncode == 1 and 'prune step 0 must be' in r.stderr
