@@ -64,9 +64,9 @@ def load_recipe(recipe,         # a YAML file path, a YAML string or a dict
     if resume:
         if not (out/_STARTED).exists(): raise FileNotFoundError(f"recipe: {out} holds no started run to resume")
         if (out/_RECORD).exists(): raise ValueError(f"recipe: the run in {out} is finished ({_RECORD}); nothing to resume")
-        was = json.loads((out/_STARTED).read_text())
-        if was != _same_run(r):
-            diff = sorted(k for k in set(was) | set(_same_run(r)) if was.get(k) != _same_run(r).get(k))
+        was, now = json.loads((out/_STARTED).read_text()), _same_run(r)
+        if was != now:
+            diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
             raise ValueError(f"recipe: the run in {out} was started with another recipe (differs in {diff}); resume it with the same one")
     elif out.exists() and any(out.iterdir()) and not (r.get('overwrite') and prev):
         raise FileExistsError(f"recipe: {out} exists and is not empty" + ('' if prev else ' (and holds no previous run)') +
