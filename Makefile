@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat settings.ini setup.py | md5sum | cut -c1-8)
 
-.PHONY: install demo test test-nbs test-py sync bench readme clean-venv
+.PHONY: install demo test check-sync lint test-nbs test-py sync bench readme clean-venv
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,10 +20,20 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python tools/demo.py
 
-# (a) the library, README and notebooks agree; (b) notebooks pass (slow/gpu cells skipped); (c) pytest, whose summary is printed last
-test: install
+# (a) the library, README and notebooks agree; (b) lint; (c) notebooks pass (slow/gpu cells skipped); (d) pytest, last
+test: check-sync lint test-nbs test-py
+
+check-sync: install
 	@bash tools/check_sync.sh
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing   # one thread per notebook: two busy-waiting torch pools on 2 cores slow each other ~4x
+
+lint: install
+	$(BIN)/ruff check .
+
+# One torch thread per notebook worker: two busy-waiting torch pools on 2 cores slow each other about 4x.
+test-nbs: install
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
+
+test-py: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/
 
 sync: install

@@ -1,4 +1,4 @@
-"""Distillation benchmarks (issue 6).
+"""Distillation benchmarks: step cost against plain training, and the chunked logit loss's peak memory.
 
 1. Step cost: one distillation step (DistillTrainer.compute_loss + backward: teacher forward, student forward, chunked logit loss)
    over the baseline teacher forward + student forward/backward with the plain LM loss, same batch, same run.
@@ -8,7 +8,8 @@
 2. Peak memory of the chunked logit loss (forward + backward) over the unchunked one, synthetic bf16 logits, V = 151,936.
    Measured as the peak RSS growth of a fresh process; goal <= 0.25. (bench/gpu_distill.py measures it at 4,096 tokens on a GPU.)
 """
-import copy, json, os, statistics, subprocess, sys, tempfile, time
+
+import copy, json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import torch
@@ -17,10 +18,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {  # fallbacks with the published shapes, random weights
-    'tiny-qwen3-36l': ('qwen3', dict(num_hidden_layers=36, hidden_size=128, intermediate_size=384, num_attention_heads=8,
-                                     num_key_value_heads=2, head_dim=16, vocab_size=6144, tie_word_embeddings=True)),
-    'smollm2-135m': ('llama', dict(num_hidden_layers=30, hidden_size=576, intermediate_size=1536, num_attention_heads=9,
-                                   num_key_value_heads=3, head_dim=64, vocab_size=49152, tie_word_embeddings=True)),
+    'tiny-qwen3-36l': (
+        'qwen3',
+        dict(
+            num_hidden_layers=36,
+            hidden_size=128,
+            intermediate_size=384,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            head_dim=16,
+            vocab_size=6144,
+            tie_word_embeddings=True,
+        ),
+    ),
+    'smollm2-135m': (
+        'llama',
+        dict(
+            num_hidden_layers=30,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            head_dim=64,
+            vocab_size=49152,
+            tie_word_embeddings=True,
+        ),
+    ),
 }
 
 
@@ -28,24 +51,28 @@ def load(name):
     "The zoo model if it loads, else random weights of its shape; returns (model, note)."
     try:
         from modelopt_nb.zoo import load_pretrained
+
         return load_pretrained(name)[0].eval(), 'zoo weights'
     except Exception as e:
         from modelopt_nb.core import tiny_model
+
         mt, kw = SHAPES[name]
         return tiny_model(mt, **kw), f'random weights, same shape ({type(e).__name__})'
 
 
 def even_keep(n, k):
     "k of n layers, first and last kept, the rest evenly spaced."
-    return sorted({round(i*(n - 1)/(k - 1)) for i in range(k)})
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 def step_cost(name, keep, batch, seq, reps, features=False):
     from modelopt_nb.core import adapter
     from modelopt_nb.distill import DistillConfig, DistillModule, DistillTrainer, default_layer_map, training_arguments
+
     torch.manual_seed(0)
     teacher, note = load(name)
-    student = copy.deepcopy(teacher); adapter(student).set_layers(even_keep(adapter(teacher).num_layers, keep))
+    student = copy.deepcopy(teacher)
+    adapter(student).set_layers(even_keep(adapter(teacher).num_layers, keep))
     student.train()
     V = adapter(teacher).vocab_size
     ids = torch.randint(0, V, (batch, seq), generator=torch.Generator().manual_seed(0))
@@ -57,26 +84,48 @@ def step_cost(name, keep, batch, seq, reps, features=False):
         module.train()
 
         def base():
-            with torch.no_grad(): teacher(input_ids=ids, use_cache=False)
+            with torch.no_grad():
+                teacher(input_ids=ids, use_cache=False)
             student(input_ids=ids, labels=ids, use_cache=False).loss.backward()
 
         def ours():
             tr.compute_loss(module, {'input_ids': ids}).backward()
 
         tb, to = [], []
-        threads = torch.get_num_threads(); torch.set_num_threads(1)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
-            for f, acc in ((base, None), (ours, None)): f(); student.zero_grad(set_to_none=True)   # warm up
+            for f, acc in ((base, None), (ours, None)):
+                f()
+                student.zero_grad(set_to_none=True)  # warm up
             for _ in range(reps):
                 for f, acc in ((base, tb), (ours, to)):
-                    t0 = time.process_time(); f(); acc.append(time.process_time() - t0); student.zero_grad(set_to_none=True)
-        finally: torch.set_num_threads(threads)
+                    t0 = time.process_time()
+                    f()
+                    acc.append(time.process_time() - t0)
+                    student.zero_grad(set_to_none=True)
+        finally:
+            torch.set_num_threads(threads)
         module._cap.remove()
     mb, mo = statistics.median(tb), statistics.median(to)
     case = f"{name} → {keep} layers{' + features' if features else ''}, {batch}×{seq} tokens ({note})"
-    return [dict(case=case, metric='baseline step (teacher fwd + student fwd/bwd, LM loss), CPU time, 1 thread', value=mb, unit='s'),
-            dict(case=case, metric='distillation step, CPU time, 1 thread', value=mo, unit='s', ratio=mo/mb,
-                 ratio_of=f'distillation step / baseline step, median of {reps}, one run', goal='<= 1.15')]
+    return [
+        dict(
+            case=case,
+            metric='baseline step (teacher fwd + student fwd/bwd, LM loss), CPU time, 1 thread',
+            value=mb,
+            unit='s',
+        ),
+        dict(
+            case=case,
+            metric='distillation step, CPU time, 1 thread',
+            value=mo,
+            unit='s',
+            ratio=mo / mb,
+            ratio_of=f'distillation step / baseline step, median of {reps}, one run',
+            goal='<= 1.15',
+        ),
+    ]
 
 
 MEM_SNIPPET = r'''
@@ -99,18 +148,42 @@ print(json.dumps(dict(extra_bytes=(peak - base)*1024, seconds=dt, grad_bytes=s.g
 def loss_memory(n, v=151_936, chunk='auto'):
     r = {}
     for name, c in (('unchunked', None), ('chunked', chunk)):
-        out = subprocess.run([sys.executable, '-c', MEM_SNIPPET.format(root=str(ROOT), n=n, v=v, chunk=c)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, '-c', MEM_SNIPPET.format(root=str(ROOT), n=n, v=v, chunk=c)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r[name] = json.loads(out.stdout.strip().splitlines()[-1])
     case = f'KL loss fwd+bwd, bf16 logits [1, {n:,}, {v:,}], T=2, chunk {chunk} (2**23 logits)'
     u, c = r['unchunked'], r['chunked']
-    return [dict(case=case, metric='peak extra memory, unchunked', value=u['extra_bytes']/2**20, unit='MiB'),
-            dict(case=case, metric='peak extra memory, chunked', value=c['extra_bytes']/2**20, unit='MiB',
-                 ratio=c['extra_bytes']/u['extra_bytes'], ratio_of='chunked / unchunked peak RSS growth, one run', goal='<= 0.25'),
-            dict(case=case, metric='of which the student-logit gradient (needed by any training step)', value=c['grad_bytes']/2**20, unit='MiB'),
-            dict(case=case, metric='loss time, unchunked', value=u['seconds'], unit='s'),
-            dict(case=case, metric='loss time, chunked', value=c['seconds'], unit='s', ratio=c['seconds']/u['seconds'],
-                 ratio_of='chunked / unchunked time, one run')]
+    return [
+        dict(case=case, metric='peak extra memory, unchunked', value=u['extra_bytes'] / 2**20, unit='MiB'),
+        dict(
+            case=case,
+            metric='peak extra memory, chunked',
+            value=c['extra_bytes'] / 2**20,
+            unit='MiB',
+            ratio=c['extra_bytes'] / u['extra_bytes'],
+            ratio_of='chunked / unchunked peak RSS growth, one run',
+            goal='<= 0.25',
+        ),
+        dict(
+            case=case,
+            metric='of which the student-logit gradient (needed by any training step)',
+            value=c['grad_bytes'] / 2**20,
+            unit='MiB',
+        ),
+        dict(case=case, metric='loss time, unchunked', value=u['seconds'], unit='s'),
+        dict(
+            case=case,
+            metric='loss time, chunked',
+            value=c['seconds'],
+            unit='s',
+            ratio=c['seconds'] / u['seconds'],
+            ratio_of='chunked / unchunked time, one run',
+        ),
+    ]
 
 
 def run(quick: bool) -> list[dict]:
@@ -124,4 +197,5 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == '__main__':
-    for r in run('--quick' in sys.argv): print(r)
+    for r in run('--quick' in sys.argv):
+        print(r)

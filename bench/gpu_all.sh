@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One prepared device run (an H200 lent to the session): train the 4B analog's weights, then the GPU checks of the depth and
-# distillation issues. Each step has its own time limit; results land in $OUT (JSON lines + logs).
+# One prepared run on a GPU machine: train the 4B analog's weights, then the GPU checks of calibration, depth pruning and
+# distillation. Each step has its own time limit; results land in $OUT (JSON lines + logs).
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-out/gpu}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
