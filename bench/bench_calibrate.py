@@ -61,7 +61,7 @@ def _peak_child(name, mode, samples, seq_len, batch_size):
 
     lib0 = status('VmRSS:')
     if mode == 'calibrate':  # numba and its compiled kernels: loaded once per process, reported on their own
-        from modelopt_nb.calibrate import _cpu_kernels
+        from modelopt_nb.kernels import _cpu_kernels
 
         _cpu_kernels()
     lib = status('VmRSS:') - lib0

@@ -131,7 +131,7 @@ def step_cost(name, keep, batch, seq, reps, features=False):
 MEM_SNIPPET = r'''
 import json, resource, sys, time, torch
 sys.path.insert(0, {root!r})
-from modelopt_nb.distill import logit_loss
+from modelopt_nb.losses import logit_loss
 torch.set_num_threads(2)
 N, V, chunk = {n}, {v}, {chunk!r}
 s = torch.empty(1, N, V, dtype=torch.bfloat16); s.normal_(); s.requires_grad_()

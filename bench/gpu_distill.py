@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from transformers import AutoModelForCausalLM, TrainerCallback
 from modelopt_nb.core import adapter, tiny_config
-from modelopt_nb.distill import DistillConfig, distill, logit_loss
+from modelopt_nb.distill import DistillConfig, distill
+from modelopt_nb.losses import logit_loss
 
 
 def gib(x):

@@ -7,12 +7,12 @@ __all__ = ['COMMANDS', 'Choice', 'arg_spec', 'build_parser', 'load', 'check_out'
            'describe_cmd', 'eval_cmd', 'calibrate_cmd', 'prune_depth_cmd', 'prune_width_cmd', 'sparsify_cmd',
            'distill_cmd', 'bench_cmd', 'run_cmd', 'usage', 'main']
 
-# %% ../nbs/17_cli.ipynb #66e276c9
+# %% ../nbs/17_cli.ipynb #43b24108
 import argparse, importlib, inspect, json, sys, types, typing
 from pathlib import Path
 from fastcore.docments import docments
 
-# %% ../nbs/17_cli.ipynb #4422cfa6
+# %% ../nbs/17_cli.ipynb #51e63d2d
 class Choice:
     "An annotation: one name of the registry (or tuple) `NAME` in `modelopt_nb.module`, read when the parser is built."
     def __init__(self, path: str): self.path = path    # 'module.NAME', e.g. 'importance.LAYER_METRICS'
@@ -21,7 +21,7 @@ class Choice:
         return list(getattr(importlib.import_module(f'modelopt_nb.{mod}'), name))
     def __repr__(self): return f'Choice({self.path!r})'
 
-# %% ../nbs/17_cli.ipynb #948079e9
+# %% ../nbs/17_cli.ipynb #0e3e2b72
 def _strip_none(anno):
     "`X | None` → X."
     if isinstance(anno, types.UnionType) or typing.get_origin(anno) is typing.Union:
@@ -35,7 +35,7 @@ def _base_type(anno):
     if typing.get_origin(anno) is list: anno = (typing.get_args(anno) or (str,))[0]
     return str if anno is inspect.Parameter.empty else anno
 
-# %% ../nbs/17_cli.ipynb #2b485f43
+# %% ../nbs/17_cli.ipynb #c06e8bdb
 def arg_spec(name: str,            # the parameter's name
              info: dict,           # its `docments(f, full=True)` entry: anno, default, docment
              keyword_only=False,   # keyword-only: a required flag rather than a positional when it has no default
@@ -56,7 +56,7 @@ def arg_spec(name: str,            # the parameter's name
     if required and not keyword_only: return [name], kw
     return [flag], dict(kw, required=True) if required else dict(kw, default=default)
 
-# %% ../nbs/17_cli.ipynb #ec9385aa
+# %% ../nbs/17_cli.ipynb #82887bb3
 def build_parser(f,          # a function documented with docments
                  prog=None,  # the program name shown in usage (default: `modelopt-nb` and the function's name)
                 ) -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def build_parser(f,          # a function documented with docments
         ap.add_argument(*flags, **kw)
     return ap
 
-# %% ../nbs/17_cli.ipynb #73a52e8d
+# %% ../nbs/17_cli.ipynb #0240841f
 def load(model: str,         # a zoo name, a model folder or a hub id
          dtype: str = None,  # fp32, bf16, fp16 (default: the loader's)
          device: str = None, # cpu, cuda, ... (default: cpu)
@@ -84,7 +84,7 @@ def check_out(out, overwrite=False, model=None) -> Path:
     src = model if model is not None and Path(str(model)).expanduser().is_dir() else None
     return check_out_dir(out, overwrite, source=src)
 
-# %% ../nbs/17_cli.ipynb #e9754c50
+# %% ../nbs/17_cli.ipynb #27442ce1
 def parse_count(s) -> float:
     "`'6e9'`, `'6B'`, `'135M'`, `'45k'` → a number."
     if isinstance(s, (int, float)): return float(s)
@@ -93,21 +93,23 @@ def parse_count(s) -> float:
     try: return float(t[:-1]) * mult if mult else float(t)
     except ValueError: raise ValueError(f"Not a parameter count: {s!r} (use e.g. 6e9, 6B, 135M)") from None
 
-# %% ../nbs/17_cli.ipynb #7b5dc2ff
+# %% ../nbs/17_cli.ipynb #9fd4b56f
 def get_calibration(model,              # the model to calibrate
                     tokenizer,          # its tokenizer (to cut calibration text)
                     calibration=None,   # a calibration folder, or None to calibrate now
                     samples=64,         # calibration sequences when calibrating now
                     seq_len=256,        # tokens per sequence
                     progress=True,      # progress bar
+                    option=None,        # the registered option it is for: None when that option needs no calibration
                    ):
     "A `Calibration` of `model`: loaded from `calibration` (checked against the model) or gathered now."
     from modelopt_nb.calibrate import Calibration, calibrate, calibration_blocks
+    if option is not None and 'calibration' not in option.needs: return None
     if calibration is not None: return Calibration.load(calibration).check(model)
     if tokenizer is None: raise ValueError("This model has no tokenizer: pass a calibration folder (--calibration DIR)")
     return calibrate(model, calibration_blocks(tokenizer, model, samples, seq_len), progress=progress)
 
-# %% ../nbs/17_cli.ipynb #4bc3749d
+# %% ../nbs/17_cli.ipynb #b3a562df
 def describe_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a model folder or a hub id
                  dtype: str = None,   # fp32, bf16, fp16 (default: the loader's)
                  device: str = None,  # cpu, cuda, ... (default: cpu)
@@ -118,12 +120,12 @@ def describe_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a mode
     s = describe(m); print(s); print(json.dumps(s.to_dict(), indent=1))
     return 0
 
-# %% ../nbs/17_cli.ipynb #98234d1f
+# %% ../nbs/17_cli.ipynb #3426583e
 def _write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path`."
     path = Path(path); path.write_text(json.dumps(obj, indent=1)); return path
 
-# %% ../nbs/17_cli.ipynb #945a5a35
+# %% ../nbs/17_cli.ipynb #932f1b81
 def eval_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a model folder or a hub id
              seq_len: int = 256,  # tokens per held-out sequence
              blocks: int = 64,    # held-out sequences
@@ -143,7 +145,7 @@ def eval_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a model fo
     if json: _write_json(json, r.to_dict())     # (`json` is the flag here; the module is used by `_write_json`)
     return 0
 
-# %% ../nbs/17_cli.ipynb #9aa22331
+# %% ../nbs/17_cli.ipynb #26301334
 def calibrate_cmd(model: str,                    # a zoo name (e.g. tiny-qwen3-36l) or a model folder
                   *, out: str,                   # folder to write calibration.safetensors and calibration.json into
                   samples: int = 64,             # calibration sequences
@@ -170,7 +172,7 @@ def calibrate_cmd(model: str,                    # a zoo name (e.g. tiny-qwen3-3
     print(f"{cal} -> {out}")
     return 0
 
-# %% ../nbs/17_cli.ipynb #7f06e6bd
+# %% ../nbs/17_cli.ipynb #c516e80d
 def prune_depth_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-36l) or a model folder
                     *, num_layers: int,          # layers to keep
                     out: str,                    # folder for the pruned checkpoint
@@ -208,7 +210,7 @@ def prune_depth_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-3
     print(f"{plan}\nparameters {human_count(before)} → {human_count(describe(pruned).total_params)}; saved to {out}")
     return 0
 
-# %% ../nbs/17_cli.ipynb #9764bd69
+# %% ../nbs/17_cli.ipynb #02f78b2b
 def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36l) or a model folder
                     *, out: str,                # folder for the pruned checkpoint
                     intermediate_size: int = None, # MLP neurons to keep per layer
@@ -218,7 +220,7 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
                     target_params: str = None,  # instead of widths: a budget (6e9, 6B, 135M); the shape is searched
                     multiple: int = 64,         # search: widths in multiples of this
                     max_candidates: int = 8,    # search: shapes pruned and evaluated
-                    eval_blocks: int = 16,      # search: held-out blocks per candidate
+                    eval_blocks: int = 16,      # search: calibration (and held-out) blocks per candidate
                     importance: Choice('width.WIDTH_IMPORTANCES') = 'activation', # how units are scored
                     calibration: str = None,    # a calibration folder (modelopt-nb calibrate); default: calibrate now
                     samples: int = 64,          # calibration sequences when calibrating now
@@ -234,17 +236,11 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
     from modelopt_nb.width import WIDTH_IMPORTANCES, WIDTH_PLAN_FILE, check_width_targets, prune_width
     widths = dict(intermediate_size=intermediate_size, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
                   hidden_size=hidden_size)
-    given = {k: v for k, v in widths.items() if v is not None}
-    if target_params is not None and given: raise ValueError("Pass either widths or --target-params, not both")
-    if target_params is None and not given and not sort:
-        raise ValueError("Nothing to do: pass --intermediate-size, --num-heads, --num-kv-heads, --hidden-size "
-                         "or --target-params")
-    target = parse_count(target_params) if target_params is not None else None
+    target = _width_target(widths, target_params, sort)
     check_out(out, overwrite, model)
     m, tok = load(model, dtype, device)
     if target is None: check_width_targets(m, **widths)                # fail before calibrating
-    cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet) \
-        if 'calibration' in WIDTH_IMPORTANCES[importance].needs else None
+    cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet, WIDTH_IMPORTANCES[importance])
     if target is None:
         (pm, plan), extra = prune_width(m, cal, importance=importance, inplace=True, sort=sort, **widths), {}
     else: pm, plan, extra = _search_width(m, tok, cal, target, importance, multiple, max_candidates, eval_blocks,
@@ -253,22 +249,34 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
     print(f"{plan}; {human_count(count_params(pm))} parameters -> {path}")
     return 0
 
-# %% ../nbs/17_cli.ipynb #44b679cc
+# %% ../nbs/17_cli.ipynb #c27972ac
+def _width_target(widths, target_params, sort) -> float | None:
+    "The parameter budget of `prune-width` (None when widths are given), after checking that exactly one was asked for."
+    given = {k: v for k, v in widths.items() if v is not None}
+    if target_params is not None and given: raise ValueError("Pass either widths or --target-params, not both")
+    if target_params is None and not given and not sort:
+        raise ValueError("Nothing to do: pass --intermediate-size, --num-heads, --num-kv-heads, --hidden-size "
+                         "or --target-params")
+    return parse_count(target_params) if target_params is not None else None
+
+# %% ../nbs/17_cli.ipynb #e7645042
 def _search_width(m, tok, cal, target, importance, multiple, max_candidates, eval_blocks, seq_len, quiet):
     "`prune-width --target-params`: search the shape, print the candidates; `(model, plan, extra files)`."
     from modelopt_nb.core import human_count
+    from modelopt_nb.calibrate import calibration_blocks
     from modelopt_nb.data import corpus_blocks
     from modelopt_nb.width_search import search_width
-    held = corpus_blocks(tok, 'heldout', seq_len=seq_len, max_blocks=eval_blocks)
-    pm, plan, table = search_width(m, target, held, cal, importance, multiple, max_candidates=max_candidates,
-                                   progress=not quiet)
+    rank = calibration_blocks(tok, m, eval_blocks, seq_len)         # candidates are ranked on calibration text
+    held = corpus_blocks(tok, 'heldout', seq_len=seq_len, max_blocks=eval_blocks)   # and only reported on held-out text
+    pm, plan, table = search_width(m, target, rank, cal, importance, multiple, max_candidates=max_candidates,
+                                   progress=not quiet, heldout=held)
     for r in table:
         print(f"  hidden {r['hidden_size']:>6} heads {r['num_heads']:>3}/{r['num_kv_heads']:<3} "
               f"intermediate {r['intermediate_size']:>6}  {human_count(r['params']):>7} params  "
-              f"held-out loss {r['loss']:.4f}")
+              f"loss {r['loss']:.4f}" + (f"  held-out {r['heldout_loss']:.4f}" if 'heldout_loss' in r else ''))
     return pm, plan, {'width_search.json': dict(target_params=target, candidates=table)}
 
-# %% ../nbs/17_cli.ipynb #66c01665
+# %% ../nbs/17_cli.ipynb #ed41022b
 def sparsify_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36l) or a model folder
                  *, out: str,                # folder for the sparse checkpoint
                  method: Choice('sparsity.SPARSITY_METHODS') = 'magnitude', # how weights are scored
@@ -292,15 +300,14 @@ def sparsify_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36l) 
     nm_ = parse_nm(nm)
     check_out(out, overwrite, model)
     m, tok = load(model, dtype, device)
-    cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet) \
-        if 'calibration' in SPARSITY_METHODS[method].needs else None
+    cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet, SPARSITY_METHODS[method])
     m, _ = sparsify(m, method, sparsity, nm_, scope, cal, inplace=True)
     rep = sparsity_report(m)
     info = dict(method=method, sparsity=sparsity, nm=nm, scope=scope, report=rep.to_dict())
     print(f"{rep} -> {save_checkpoint(m, tok, out, overwrite=overwrite, extra_files={'sparsity.json': info})}")
     return 0
 
-# %% ../nbs/17_cli.ipynb #be2f6a79
+# %% ../nbs/17_cli.ipynb #c5107e3a
 def distill_cmd(*, teacher: str,           # zoo name or model folder
                 student: str,              # zoo name or model folder (e.g. the output of prune-depth)
                 tokens: int,               # training tokens
@@ -326,27 +333,30 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
                 quiet: bool = False,       # no progress bar
                ) -> int:
     "Knowledge distillation from a teacher into a student."
-    import math
     from modelopt_nb.core import context_length
     from modelopt_nb.data import corpus_blocks
     from modelopt_nb.distill import DistillConfig, distill
     out = check_out(out, overwrite, student)
-    (t, ttok), (s, stok) = load(teacher, dtype), load(student, dtype)
-    if ttok is not None and stok is not None and ttok.get_vocab() != stok.get_vocab():
-        raise ValueError("The teacher and the student use different tokenizers: distillation needs one vocabulary")
+    t, s, stok = _load_pair(teacher, student, dtype)
     plan, layers = _student_plan(student, train_layers)
     cfg = DistillConfig(output_dir=run_dir or f'{out}-run', loss=loss, temperature=temperature, beta=beta, top_k=top_k,
                         features=features, feature_loss=feature_loss, ce_weight=ce_weight, lora_r=lora,
                         train_layers=layers, tokens=tokens, batch_size=batch_size, grad_accum=grad_accum,
                         learning_rate=lr, save_steps=save_steps, bf16=dtype in ('bf16', 'bfloat16'), progress=not quiet)
-    data = corpus_blocks(stok, 'train', seq_len=seq_len, max_blocks=math.ceil(tokens/seq_len),
-                         max_len=context_length(s))
+    data = corpus_blocks(stok, 'train', seq_len=seq_len, max_blocks=-(-tokens//seq_len), max_len=context_length(s))
     s, history = distill(t, s, data, cfg, plan=plan, resume=resume)
-    rec = dict(teacher=str(teacher), student=str(student), config=cfg.to_dict(), history=history)
-    _save_distilled(s, stok, out, overwrite, plan, rec)
-    return 0
+    return _save_distilled(s, stok, out, overwrite, plan, dict(teacher=str(teacher), student=str(student),
+                                                               config=cfg.to_dict(), history=history))
 
-# %% ../nbs/17_cli.ipynb #297d34f8
+# %% ../nbs/17_cli.ipynb #61b93c73
+def _load_pair(teacher, student, dtype=None) -> tuple:
+    "`(teacher model, student model, student tokenizer)`; the two must share one vocabulary."
+    (t, ttok), (s, stok) = load(teacher, dtype), load(student, dtype)
+    if ttok is not None and stok is not None and ttok.get_vocab() != stok.get_vocab():
+        raise ValueError("The teacher and the student use different tokenizers: distillation needs one vocabulary")
+    return t, s, stok
+
+# %% ../nbs/17_cli.ipynb #43628f21
 def _student_plan(student, train_layers):
     "The depth plan saved beside the student (or None) and the layers to train from `--train-layers`."
     from modelopt_nb.depth import load_depth_plan
@@ -358,8 +368,8 @@ def _student_plan(student, train_layers):
         return plan, layers_next_to_removed(plan)
     return plan, [int(x) for x in train_layers.split(',')] if train_layers else None
 
-# %% ../nbs/17_cli.ipynb #8bd59843
-def _save_distilled(student, tok, out, overwrite, plan, record):
+# %% ../nbs/17_cli.ipynb #bda717e1
+def _save_distilled(student, tok, out, overwrite, plan, record) -> int:
     "Save the distilled student with its run record (and its depth plan, kept for the next step); print a line."
     from modelopt_nb.core import save_checkpoint
     from modelopt_nb.depth import DEPTH_PLAN_FILE
@@ -369,13 +379,14 @@ def _save_distilled(student, tok, out, overwrite, plan, record):
     h = record['history']; last = [r for r in h if 'loss' in r]
     print(f"distilled {record['student']} from {record['teacher']} on {h[-1]['tokens']:,} tokens: "
           f"loss {last[0]['loss']:.4f} -> {last[-1]['loss']:.4f}; saved to {out}")
+    return 0
 
-# %% ../nbs/17_cli.ipynb #c18c130d
+# %% ../nbs/17_cli.ipynb #838115a9
 def bench_cmd(models: list[str],         # zoo names or model folders (the first is the baseline of the table)
               batch: list[int] = (1,),   # batch sizes
               prompt_len: int = 128,     # prompt tokens
               output_len: int = 64,      # generated tokens
-              backend: list[str] = ('eager',), # benchmark backends (see `benchmark.BACKENDS`)
+              backend: list[Choice('benchmark.BACKENDS')] = ('eager',), # benchmark backends
               warmup: int = 1,           # untimed runs first
               repeats: int = 3,          # timed runs
               dtype: str = None,         # fp32, bf16, fp16 (default: the loader's)
@@ -396,7 +407,7 @@ def bench_cmd(models: list[str],         # zoo names or model folders (the first
     if out: print(f'-> {save_results(res, out, w)}')
     return 0
 
-# %% ../nbs/17_cli.ipynb #56742f8b
+# %% ../nbs/17_cli.ipynb #b9876b35
 def run_cmd(recipe: str,           # a YAML recipe (keys: see `pipeline.RECIPE_KEYS`)
             quiet: bool = False,   # no progress bars
             resume: bool = False,  # continue the unfinished run in the output folder (from its last checkpoint)
@@ -407,7 +418,7 @@ def run_cmd(recipe: str,           # a YAML recipe (keys: see `pipeline.RECIPE_K
     print((Path(rec['recipe']['output'])/REPORT_FILE).read_text())
     return 0
 
-# %% ../nbs/17_cli.ipynb #115a9eb6
+# %% ../nbs/17_cli.ipynb #3c68c89c
 COMMANDS = {'describe': describe_cmd, 'eval': eval_cmd, 'calibrate': calibrate_cmd, 'prune-depth': prune_depth_cmd,
             'prune-width': prune_width_cmd, 'sparsify': sparsify_cmd, 'distill': distill_cmd, 'bench': bench_cmd,
             'run': run_cmd}
@@ -420,7 +431,7 @@ def usage() -> str:
     rows = [f'  {k:<{w}}  {inspect.getdoc(f).splitlines()[0]}' for k, f in COMMANDS.items()]
     return head + '\n\nsubcommands:\n' + '\n'.join(rows)
 
-# %% ../nbs/17_cli.ipynb #4027aa5a
+# %% ../nbs/17_cli.ipynb #b29385d3
 def main(argv=None) -> int:
     "Entry point of the `modelopt-nb` command."
     argv = list(sys.argv[1:] if argv is None else argv)

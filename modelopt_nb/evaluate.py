@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import context_length, model_device
-from .data import TokenBlocks, iter_batches
+from .data import iter_batches
 
 # %% auto #0
 __all__ = ['PerplexityResult', 'sequence_nll', 'perplexity']

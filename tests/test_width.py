@@ -1,4 +1,5 @@
 """Width pruning and sparsity: end-to-end checks (CLI, reload with plain transformers, training with masks)."""
+
 import json
 from pathlib import Path
 
@@ -8,19 +9,28 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from modelopt_nb import cli
 from modelopt_nb.core import adapter, count_params, save_checkpoint, tiny_model
-from modelopt_nb.width import max_rel_diff, prune_width, sort_width, width_params, load_width_plan
+from modelopt_nb.width import max_rel_diff, prune_width, sort_width, load_width_plan, WIDTH_PLAN_FILE
+from modelopt_nb.width_search import width_params
 from modelopt_nb.sparsity import SparsityMaskCallback, masks_from_zeros, sparsify, sparsity_report
 
-TOK = Path(__file__).parents[1]/'modelopt_nb'/'assets'/'tokenizer-tiny'
+TOK = Path(__file__).parents[1] / 'modelopt_nb' / 'assets' / 'tokenizer-tiny'
 
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
     "A tiny random Qwen3 with the shipped tiny tokenizer, saved as a plain folder."
     tok = AutoTokenizer.from_pretrained(TOK)
-    m = tiny_model('qwen3', num_hidden_layers=3, hidden_size=64, intermediate_size=128, num_attention_heads=4,
-                   num_key_value_heads=2, head_dim=16, vocab_size=len(tok))
-    return save_checkpoint(m, tok, tmp_path_factory.mktemp('src')/'tiny')
+    m = tiny_model(
+        'qwen3',
+        num_hidden_layers=3,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=len(tok),
+    )
+    return save_checkpoint(m, tok, tmp_path_factory.mktemp('src') / 'tiny')
 
 
 def _same_generation(m, ids):
@@ -31,14 +41,27 @@ def _same_generation(m, ids):
 
 @pytest.mark.parametrize('mt', ['qwen3', 'qwen2', 'llama', 'mistral'])
 def test_prune_every_axis_reload_generate(mt, tmp_path):
-    m = tiny_model(mt, num_attention_heads=8, num_key_value_heads=2, hidden_size=128, head_dim=16, intermediate_size=192,
-                   tie_word_embeddings=mt in ('qwen3', 'mistral'))
+    m = tiny_model(
+        mt,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        hidden_size=128,
+        head_dim=16,
+        intermediate_size=192,
+        tie_word_embeddings=mt in ('qwen3', 'mistral'),
+    )
     kw = dict(intermediate_size=64, num_attention_heads=2, num_key_value_heads=1, hidden_size=64)
     pm, plan = prune_width(m, importance='magnitude', **kw)
     c = pm.config
-    assert (c.intermediate_size, c.num_attention_heads, c.num_key_value_heads, c.hidden_size, c.head_dim) == (64, 2, 1, 64, 16)
+    assert (c.intermediate_size, c.num_attention_heads, c.num_key_value_heads, c.hidden_size, c.head_dim) == (
+        64,
+        2,
+        1,
+        64,
+        16,
+    )
     assert count_params(pm) == width_params(m, **kw)
-    p = save_checkpoint(pm, None, tmp_path/'p', extra_files={'width_plan.json': plan.to_dict()})
+    p = save_checkpoint(pm, None, tmp_path / 'p', extra_files={WIDTH_PLAN_FILE: plan.to_dict()})
     r = AutoModelForCausalLM.from_pretrained(p).eval()
     assert load_width_plan(p) == plan
     x = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
@@ -49,7 +72,9 @@ def test_prune_every_axis_reload_generate(mt, tmp_path):
 
 @pytest.mark.parametrize('mt', ['qwen3', 'qwen2', 'llama'])
 def test_sorting_keeps_outputs_with_8_heads(mt):
-    m = tiny_model(mt, num_attention_heads=8, num_key_value_heads=2, hidden_size=128, head_dim=16, intermediate_size=192)
+    m = tiny_model(
+        mt, num_attention_heads=8, num_key_value_heads=2, hidden_size=128, head_dim=16, intermediate_size=192
+    )
     sm, plan = sort_width(m, importance='magnitude')
     assert plan.is_permutation and plan.heads[0] != list(range(8))
     x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(3))
@@ -58,51 +83,120 @@ def test_sorting_keeps_outputs_with_8_heads(mt):
 
 
 def test_cli_prune_width_with_calibration(model_dir, tmp_path):
-    out = tmp_path/'pruned'
-    rc = cli.main(['prune-width', str(model_dir), '--intermediate-size', '64', '--num-heads', '2', '--hidden-size', '32',
-                   '--samples', '4', '--seq-len', '32', '--out', str(out), '--quiet'])
+    out = tmp_path / 'pruned'
+    rc = cli.main(
+        [
+            'prune-width',
+            str(model_dir),
+            '--intermediate-size',
+            '64',
+            '--num-heads',
+            '2',
+            '--hidden-size',
+            '32',
+            '--samples',
+            '4',
+            '--seq-len',
+            '32',
+            '--out',
+            str(out),
+            '--quiet',
+        ]
+    )
     assert rc == 0
     r = AutoModelForCausalLM.from_pretrained(out).eval()
-    assert (r.config.intermediate_size, r.config.num_attention_heads, r.config.num_key_value_heads, r.config.hidden_size) == (64, 2, 2, 32)
+    assert (
+        r.config.intermediate_size,
+        r.config.num_attention_heads,
+        r.config.num_key_value_heads,
+        r.config.hidden_size,
+    ) == (64, 2, 2, 32)
     assert load_width_plan(out).importance == 'activation'
-    assert (out/'tokenizer.json').exists()
+    assert (out / 'tokenizer.json').exists()
     _same_generation(r, torch.tensor([[5, 6, 7, 8]]))
 
 
 def test_cli_prune_width_bad_input_changes_nothing(model_dir, tmp_path, capsys):
-    before = (model_dir/'model.safetensors').read_bytes()
-    for args, msg in [(['--hidden-size', '65'], 'larger than'), (['--num-heads', '3'], 'not a multiple'),
-                      (['--intermediate-size', '0'], 'must be positive'), (['--target-params', '10'], 'No shape')]:
-        out = tmp_path/'never'
-        assert cli.main(['prune-width', str(model_dir), *args, '--importance', 'magnitude', '--out', str(out), '--quiet']) == 1
+    before = (model_dir / 'model.safetensors').read_bytes()
+    for args, msg in [
+        (['--hidden-size', '65'], 'larger than'),
+        (['--num-heads', '3'], 'not a multiple'),
+        (['--intermediate-size', '0'], 'must be positive'),
+        (['--target-params', '10'], 'No shape'),
+    ]:
+        out = tmp_path / 'never'
+        assert (
+            cli.main(['prune-width', str(model_dir), *args, '--importance', 'magnitude', '--out', str(out), '--quiet'])
+            == 1
+        )
         assert msg in capsys.readouterr().err
         assert not out.exists()
-    assert (model_dir/'model.safetensors').read_bytes() == before
+    assert (model_dir / 'model.safetensors').read_bytes() == before
 
 
 def test_cli_prune_width_target_params(model_dir, tmp_path):
     m = AutoModelForCausalLM.from_pretrained(model_dir)
     target = int(count_params(m) * 0.8)
-    out = tmp_path/'searched'
-    assert cli.main(['prune-width', str(model_dir), '--target-params', str(target), '--multiple', '16', '--importance', 'magnitude',
-                     '--max-candidates', '3', '--eval-blocks', '2', '--seq-len', '32', '--out', str(out), '--quiet']) == 0
+    out = tmp_path / 'searched'
+    assert (
+        cli.main(
+            [
+                'prune-width',
+                str(model_dir),
+                '--target-params',
+                str(target),
+                '--multiple',
+                '16',
+                '--importance',
+                'magnitude',
+                '--max-candidates',
+                '3',
+                '--eval-blocks',
+                '2',
+                '--seq-len',
+                '32',
+                '--out',
+                str(out),
+                '--quiet',
+            ]
+        )
+        == 0
+    )
     r = AutoModelForCausalLM.from_pretrained(out)
-    search = json.loads((out/'width_search.json').read_text())
-    assert 0.9*target <= count_params(r) <= target
+    search = json.loads((out / 'width_search.json').read_text())
+    assert 0.9 * target <= count_params(r) <= target
     assert count_params(r) == search['candidates'][0]['params'] and len(search['candidates']) == 3
 
 
 def test_cli_sparsify(model_dir, tmp_path):
-    out = tmp_path/'s24'
-    assert cli.main(['sparsify', str(model_dir), '--method', 'wanda', '--nm', '2:4', '--samples', '4', '--seq-len', '32',
-                     '--out', str(out), '--quiet']) == 0
+    out = tmp_path / 's24'
+    assert (
+        cli.main(
+            [
+                'sparsify',
+                str(model_dir),
+                '--method',
+                'wanda',
+                '--nm',
+                '2:4',
+                '--samples',
+                '4',
+                '--seq-len',
+                '32',
+                '--out',
+                str(out),
+                '--quiet',
+            ]
+        )
+        == 0
+    )
     r = AutoModelForCausalLM.from_pretrained(out)
     rep = sparsity_report(r)
     assert abs(rep.total - 0.5) < 1e-6
     w = adapter(r).parts(0).up.weight
     assert (w.ne(0).view(w.shape[0], -1, 4).sum(-1) <= 2).all()
-    assert json.loads((out/'sparsity.json').read_text())['report']['total'] == rep.total
-    out2 = tmp_path/'m50'
+    assert json.loads((out / 'sparsity.json').read_text())['report']['total'] == rep.total
+    out2 = tmp_path / 'm50'
     assert cli.main(['sparsify', str(model_dir), '--sparsity', '0.5', '--out', str(out2), '--quiet']) == 0
     assert abs(sparsity_report(AutoModelForCausalLM.from_pretrained(out2)).total - 0.5) < 1e-6
 
@@ -110,14 +204,24 @@ def test_cli_sparsify(model_dir, tmp_path):
 def test_trainer_keeps_masks(tmp_path):
     "A few `transformers.Trainer` steps with `SparsityMaskCallback`: zeros stay zero, the rest trains."
     from transformers import Trainer, TrainingArguments
+
     m = tiny_model('qwen3', num_hidden_layers=2)
     sm, masks = sparsify(m, 'magnitude', sparsity=0.5)
     w0 = adapter(sm).parts(0).gate.weight.detach().clone()
     x = torch.randint(0, 256, (8, 16), generator=torch.Generator().manual_seed(0))
     ds = [{'input_ids': r, 'labels': r} for r in x]
-    args = TrainingArguments(output_dir=str(tmp_path/'t'), per_device_train_batch_size=4, max_steps=3, learning_rate=1e-2,
-                             weight_decay=0.1, report_to=[], save_strategy='no', logging_strategy='no', use_cpu=True,
-                             disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / 't'),
+        per_device_train_batch_size=4,
+        max_steps=3,
+        learning_rate=1e-2,
+        weight_decay=0.1,
+        report_to=[],
+        save_strategy='no',
+        logging_strategy='no',
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     Trainer(model=sm, args=args, train_dataset=ds, callbacks=[SparsityMaskCallback(masks)]).train()
     assert abs(sparsity_report(sm).total - 0.5) < 1e-6
     w1 = adapter(sm).parts(0).gate.weight.detach()
@@ -128,8 +232,9 @@ def test_trainer_keeps_masks(tmp_path):
 def test_llama_with_every_bias():
     "Biases on q/k/v/o and on the MLP are sliced with their rows; counts and the sorting property still hold."
     m = tiny_model('llama', attention_bias=True, mlp_bias=True, tie_word_embeddings=False)
-    for p in m.parameters():          # random biases (they start at zero), so a wrong slice shows
-        if p.dim() == 1: torch.nn.init.normal_(p, std=0.1)
+    for p in m.parameters():  # random biases (they start at zero), so a wrong slice shows
+        if p.dim() == 1:
+            torch.nn.init.normal_(p, std=0.1)
     x = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
     sm, _ = sort_width(m, importance='magnitude')
     assert max_rel_diff(m(x).logits, sm(x).logits) < 1e-5

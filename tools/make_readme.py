@@ -1,7 +1,7 @@
 """Write README.md from nbs/index.ipynb (nbdev's own README command needs Quarto, which is not installable here).
 
 Hidden cells (`#| hide`) are dropped, `#|` directives are removed, code cells become fenced Python, and text outputs stored in the
-notebook are shown below their cell. `make test` fails when README.md is not what this script writes.
+notebook are shown below their cell (not stderr: progress bars and warnings). `make test` fails when README.md is not what this script writes.
 """
 
 import json, sys
@@ -30,6 +30,8 @@ def render(nb):
         elif c['cell_type'] == 'code' and body.strip():
             out += ['```python', body, '```', '']
             for o in c.get('outputs', []):
+                if o.get('name') == 'stderr':
+                    continue  # progress bars and warnings
                 text = (
                     ''.join(o.get('text', ''))
                     if o.get('output_type') == 'stream'
