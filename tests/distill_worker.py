@@ -2,7 +2,7 @@
 killed after its first checkpoint (--hang-after-save) and resumed (--resume). Rank 0 writes the loss curve and the final
 weights."""
 
-import argparse, copy, json, os, sys, time
+import argparse, copy, gc, io, json, os, signal, sys, time
 from pathlib import Path
 
 import torch
@@ -25,6 +25,22 @@ class HangAfterFirstSave(TrainerCallback):
         time.sleep(600)
 
 
+def kill_while_saving(step):
+    "SIGKILL this process halfway through writing optimizer.pt of checkpoint-STEP (as a kill or a full disk would)."
+    real = torch.save
+
+    def save(obj, f, *args, **kw):
+        p = Path(f) if isinstance(f, (str, os.PathLike)) else None
+        if p is not None and p.name == 'optimizer.pt' and p.parent.name == f'checkpoint-{step}':
+            buf = io.BytesIO()
+            real(obj, buf, *args, **kw)
+            p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(obj, f, *args, **kw)
+
+    torch.save = save
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)  # run folder (checkpoints)
@@ -33,11 +49,14 @@ def main(argv=None):
     ap.add_argument('--batch', type=int, default=4)  # per process
     ap.add_argument('--save-steps', type=int, default=None)
     ap.add_argument('--hang-after-save', default=None)
+    ap.add_argument('--kill-in-save', type=int, default=None)  # die while writing this step's checkpoint
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--features', action='store_true')
     ap.add_argument('--balance', default='dynamic')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if a.kill_in_save:
+        kill_while_saving(a.kill_in_save)
     world = int(os.environ.get('WORLD_SIZE', '1'))
     teacher = tiny_model(num_hidden_layers=4, seed=0)
     student = copy.deepcopy(teacher)
@@ -71,5 +90,18 @@ def main(argv=None):
         )
 
 
+def teardown():
+    "End the process group after the last reference to DDP is gone (else gloo threads may outlive the interpreter)."
+    import torch.distributed as dist
+
+    gc.collect()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    gc.collect()
+
+
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:
+        teardown()

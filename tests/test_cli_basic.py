@@ -97,13 +97,16 @@ def test_run_recipe(tmp_path):
     recipe.write_text(
         f"model: tiny-qwen3-36l\noutput: {tmp_path / 'run'}\ncalibration: {{samples: 4, seq_len: 64}}\n"
         "prune:\n  - depth: {num_layers: 20, policy: contiguous, metric: angular}\n"
-        "distill: {max_steps: 2, batch_size: 2, seq_len: 64}\nevaluate: {blocks: 2, seq_len: 64}\n"
+        "distill: {max_steps: 2, batch_size: 2, seq_len: 64}\n"
+        "evaluate: {blocks: 2, seq_len: 64, tasks: [mnb_navigate], limit: 4}\n"
     )
     r = run('run', str(recipe), '--quiet')
     assert r.returncode == 0, r.stderr
     assert '| distilled | 20 |' in r.stdout
     rec = json.loads((tmp_path / 'run' / 'report.json').read_text())
     assert [s['layers'] for s in rec['stages']] == [36, 20, 20]
+    assert all(s['tasks'][0]['task'] == 'mnb_navigate' and s['tasks'][0]['n'] == 4 for s in rec['stages'])
+    assert '## Tasks' in (tmp_path / 'run' / 'report.md').read_text()  # every stage scored, chance beside
     removed = sorted(
         set(range(36)) - set(rec['stages'][1]['plan']['kept'])
     )  # one contiguous block of 16, first and last kept
@@ -131,3 +134,17 @@ def test_shipped_recipes_are_valid(tmp_path, monkeypatch):
     for f in sorted((Path(__file__).parents[1] / 'recipes').glob('*.yaml')):
         r = load_recipe(f)
         assert r['model'] and r['prune'], f
+
+
+def test_eval_tasks(tmp_path):
+    "`modelopt-nb eval --tasks`: shipped tasks with chance levels, written to --out; hub tasks offline: one line."
+    out = tmp_path / 'ev'
+    r = run('eval', 'tiny-qwen3-36l', '--blocks', '2', '--seq-len', '64', '--tasks', 'mnb_navigate', '--limit', '4',
+            '--out', str(out))
+    assert r.returncode == 0, r.stderr
+    assert '| mnb_navigate | acc |' in r.stdout and 'chance' in r.stdout
+    rows = json.loads((out / 'tasks.json').read_text())['rows']
+    assert rows[0]['n'] == 4 and rows[0]['chance'] == 0.5
+    assert json.loads((out / 'perplexity.json').read_text())['perplexity'] > 1
+    r = run('eval', 'tiny-qwen3-36l', '--tasks', 'mmlu')
+    assert r.returncode == 1 and 'Shipped tasks: mnb_' in r.stderr and 'Traceback' not in r.stderr

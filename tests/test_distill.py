@@ -102,6 +102,26 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     assert [r['loss'] for r in res['history']] == [r['loss'] for r in ref['history']]
 
 
+def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    """A run killed while it writes checkpoint-4 (weights written, optimizer state cut short, no trainer_state.json)
+    resumes from checkpoint-2, says that it skipped checkpoint-4, and ends with the weights of an uninterrupted run."""
+    common = ['--steps', '6', '--save-steps', '2', '--batch', '4']
+    _run([sys.executable, WORKER, '--out', str(tmp_path / 'ref'), '--result', str(tmp_path / 'ref.json')] + common)
+    run = tmp_path / 'run'
+    args = [sys.executable, WORKER, '--out', str(run), '--result', str(tmp_path / 'cut.json')] + common
+    r = subprocess.run(args + ['--kill-in-save', '4'], env=ENV, capture_output=True, text=True, timeout=240)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
+    ck4 = run / 'checkpoint-4'
+    assert (ck4 / 'model.safetensors').exists() and not (ck4 / 'trainer_state.json').exists()
+    r = _run(args + ['--resume'])
+    assert 'Skipping checkpoint-4: trainer_state.json is missing' in r.stdout, r.stdout
+    assert 'Resuming from checkpoint-2' in r.stdout, r.stdout
+    (_, wr), (res, ws) = _result(tmp_path / 'ref.json'), _result(tmp_path / 'cut.json')
+    assert [r['step'] for r in res['history']] == list(range(1, 7))
+    for k in wr:
+        assert torch.equal(wr[k], ws[k]), k
+
+
 def _toy_tokenizer(vocab=300):
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
     from transformers import PreTrainedTokenizerFast

@@ -42,7 +42,9 @@ def main():
         r = perplexity(student, held)
         print('held-out after pruning:', r)
         report['pruned'] = r.to_dict()
-        extra['depth_plan.json'] = plan.to_dict()
+        from modelopt_nb.depth import DEPTH_PLAN_FILE
+
+        extra[DEPTH_PLAN_FILE] = plan.to_dict()
     else:
         print('(depth pruning not available in this installation: skipped)')
     if have('distill') and student is not teacher:
@@ -66,6 +68,17 @@ def main():
         r = perplexity(student, held)
         print('held-out after distillation:', r)
         report['distilled'] = r.to_dict()
+    if have('tasks'):  # lm-eval on shipped tasks: each score beside its chance level
+        from modelopt_nb.tasks import compare_models
+
+        cmp = compare_models(
+            {'teacher': (teacher, tok), 'student': (student, tok)},
+            tasks=['mnb_navigate', 'mnb_sports_understanding', 'mnb_corpus_cloze'],
+            heldout=held,
+            limit=50,
+        )
+        print(cmp._repr_markdown_())
+        report['tasks'] = cmp.to_dict()
     p = save_checkpoint(student, tok, OUT, overwrite=True, extra_files={**extra, 'demo_report.json': report})
     from transformers import AutoModelForCausalLM
 
@@ -78,6 +91,7 @@ def main():
             {
                 k: {'perplexity': round(v['perplexity'], 2), 'bits_per_byte': round(v['bits_per_byte'], 4)}
                 for k, v in report.items()
+                if k != 'tasks'
             },
             indent=1,
         )
