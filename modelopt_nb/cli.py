@@ -298,8 +298,7 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
     widths = dict(intermediate_size=intermediate_size, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
                   hidden_size=hidden_size)
     target = _width_target(widths, target_params, sort)
-    check_out(out, overwrite, model)
-    if target is None: _check_width_config(model, widths)     # what the config class allows, before loading
+    if check_out(out, overwrite, model) and target is None: _check_width_config(model, widths)   # before loading
     m, tok = load(model, dtype, device)
     if target is None: check_width_targets(m, **widths)                # fail before calibrating
     cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet, WIDTH_IMPORTANCES[importance],
@@ -439,8 +438,7 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
     from modelopt_nb.core import context_length
     from modelopt_nb.data import corpus_blocks
     from modelopt_nb.distill import DistillConfig, distill
-    out = check_out(out, overwrite, student)
-    check_out(out, overwrite, teacher)
+    out = check_out(check_out(out, overwrite, teacher), overwrite, student)   # overlapping neither model's folder
     t, s, stok = _load_pair(teacher, student, dtype)
     plan, layers = _student_plan(student, train_layers)
     cfg = DistillConfig(output_dir=run_dir or f'{out}-run', loss=loss, temperature=temperature, beta=beta, top_k=top_k,

@@ -12,7 +12,7 @@ from .core import on_main, write_marker
 __all__ = ['RECIPE_KEYS', 'REPORT_FILE', 'recipe_fields', 'calibration_fields', 'evaluate_fields', 'load_recipe',
            'compose_depth_plans', 'compose_width_plans', 'run_recipe']
 
-# %% ../nbs/16_pipeline.ipynb #9817ed36
+# %% ../nbs/16_pipeline.ipynb #b44ac532
 RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
                'overwrite': 'replace a previous run in `output`', 'dtype': 'fp32 / bf16 / fp16',
                'device': 'cpu / cuda / ...', 'seed': 'random seed',
@@ -25,6 +25,7 @@ def _keys_of(f, drop=('model', 'calibration', 'inplace', 'progress', 'batches'))
     "The parameters of `f` a recipe may set."
     return set(inspect.signature(f).parameters) - set(drop)
 
+# %% ../nbs/16_pipeline.ipynb #43996b47
 def recipe_fields(model: str,           # a zoo name or model folder (the teacher of the distillation)
                   output: str,          # the output folder
                   overwrite: bool = False, # replace a previous run in `output`
@@ -39,6 +40,7 @@ def recipe_fields(model: str,           # a zoo name or model folder (the teache
                  ):
     "The top level of a recipe."
 
+# %% ../nbs/16_pipeline.ipynb #9d4911de
 def calibration_fields(samples: int = 32,    # calibration sequences per prune step
                        seq_len: int = 256,   # tokens per sequence
                        batch_size: int = 8,  # sequences per forward pass
@@ -55,6 +57,7 @@ def evaluate_fields(blocks: int = 32,      # held-out sequences
 
 _CAL_KEYS, _EVAL_KEYS = _keys_of(calibration_fields, ()), _keys_of(evaluate_fields, ())
 
+# %% ../nbs/16_pipeline.ipynb #aed66834
 def _types(f) -> dict:
     "{parameter or field: its annotation} of `f` (the type of its default where it has none)."
     try: hints = typing.get_type_hints(f)
