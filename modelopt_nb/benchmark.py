@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 from .core import Option, Registry, adapter, context_length, count_params, model_device
 
 # %% auto #0
-__all__ = ['RESULT_MARK', 'VLLM_RUNNER', 'BACKENDS', 'Workload', 'Backend', 'EngineError', 'run_engine', 'parse_engine_output',
-           'engine_results', 'write_workload', 'write_trtllm_dataset', 'parse_trtllm_report', 'available',
-           'BenchResult', 'benchmark', 'results_table', 'plot_results', 'save_results', 'load_results']
+__all__ = ['RESULT_MARK', 'VLLM_CHECKS', 'VLLM_RUNNER', 'BACKENDS', 'Workload', 'Backend', 'EngineError', 'run_engine',
+           'parse_engine_output', 'engine_results', 'write_workload', 'write_trtllm_dataset', 'parse_trtllm_report',
+           'available', 'BenchResult', 'benchmark', 'results_table', 'plot_results', 'save_results', 'load_results']
 
 # %% ../nbs/14_benchmark.ipynb #ef195d65
 @dataclass
@@ -153,6 +153,11 @@ def _onnxruntime_why_not() -> str:
     return f"needs {', '.join(missing)} (pip install onnxruntime onnx onnxscript)" if missing else ''
 
 # %% ../nbs/14_benchmark.ipynb #7e08b38d
+def _engine_env(name: str) -> Path | None:
+    "`.engines/NAME/bin/python` in the working folder or the nearest parent that has one (`make engines` writes it)."
+    for d in (Path.cwd(), *Path.cwd().parents):
+        if (d/'.engines'/name/'bin'/'python').exists(): return d/'.engines'/name/'bin'/'python'
+
 @dataclass
 class Backend(Option):
     "A way to run a model: `fn(model) -> run`, `run(input_ids, output_len) -> (new tokens, TTFT s, total s)`."
@@ -164,8 +169,9 @@ class Backend(Option):
     python_env: str = ''        # the environment variable naming the engine's Python
 
     def python(self, given: dict = None) -> str:
-        "The engine's interpreter: `given[name]`, else `$python_env` ('' when neither is set)."
-        return (given or {}).get(self.name) or (os.environ.get(self.python_env, '') if self.python_env else '')
+        "The engine's interpreter: `given[name]`, else `$python_env`, else `.engines/NAME` (`make engines`), else ''."
+        py = (given or {}).get(self.name) or (os.environ.get(self.python_env, '') if self.python_env else '')
+        return py or (str(_engine_env(self.name)) if self.run_all is not None and _engine_env(self.name) else '')
 
 # %% ../nbs/14_benchmark.ipynb #71170396
 @patch
@@ -195,6 +201,13 @@ def _tail(text: str, n=8) -> str:
     errs = [l for l in lines[:-n] if re.search(r'\b\w*(Error|Exception): ', l)]
     return '\n'.join('    ' + l[:300] for l in errs[-1:] + ['...'][:len(errs)] + lines[-n:]) or '    (no output)'
 
+def _cause(text: str) -> str:
+    "The first line of `text` that names an error (the root cause, usually), from the error's name on; '' if none."
+    for l in (text or '').splitlines():
+        m = re.search(r'\b\w*(Error|Exception): .+', l)
+        if m and 'WARNING' not in l: return ': ' + m.group(0)[:240]
+    return ''
+
 def run_engine(engine: str,     # the engine's name (for messages)
                cmd: list,       # the command line
                timeout=3600,    # seconds before it is stopped
@@ -206,7 +219,8 @@ def run_engine(engine: str,     # the engine's name (for messages)
                           ) from None
     except OSError as e: raise EngineError(f"{engine} could not start: {e}") from None
     if p.returncode:
-        raise EngineError(f"{engine} exited with status {p.returncode}; last lines:\n{_tail(p.stdout + p.stderr)}")
+        out = p.stdout + p.stderr
+        raise EngineError(f"{engine} exited with status {p.returncode}{_cause(out)}; last lines:\n{_tail(out)}")
     return p.stdout + p.stderr
 
 # %% ../nbs/14_benchmark.ipynb #d310c089
@@ -252,13 +266,31 @@ def engine_results(doc: dict,  # a runner's result (`parse_engine_output`)
     return out
 
 # %% ../nbs/14_benchmark.ipynb #d713cd3e
-VLLM_RUNNER = r"""
-import json, statistics, sys, time
+# The runner's first part: the engine's own list of head sizes its CPU attention supports, read before it starts
+VLLM_CHECKS = r"""
+import json, sys
+
+def check_cpu_head_dim(model_dir, version):
+    "Fail at once, not after the engine has started, when vLLM's CPU attention has no kernel for the head size."
+    try: from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+    except ImportError: return
+    c = json.load(open(f'{model_dir}/config.json'))
+    hd = c.get('head_dim') or c['hidden_size'] // c['num_attention_heads']
+    sizes = CPUAttentionBackend.get_supported_head_sizes()
+    if hd not in sizes:
+        sys.exit(f"ValueError: vllm {version}'s CPU attention supports head_dim {sizes}; this model has {hd}")
+"""
+
+
+# %% ../nbs/14_benchmark.ipynb #65eba1f9
+VLLM_RUNNER = VLLM_CHECKS + r"""
+import statistics, time
 
 def main(path):
     w = json.load(open(path))
     import torch, vllm
     from vllm import LLM, SamplingParams
+    if not torch.cuda.is_available(): check_cpu_head_dim(w['model_dir'], vllm.__version__)
     # on a CPU the memory fraction is of host memory, which other processes share: take a small one
     mem = float(w.get('memory_fraction') or (0.9 if torch.cuda.is_available() else 0.2))
     llm = LLM(model=w['model_dir'], skip_tokenizer_init=True, dtype=w['dtype'], seed=0,
@@ -530,6 +562,8 @@ def _ratios(results, key, value, what: str) -> list[str]:
             for r, x in zip(results, b)]
 
 # %% ../nbs/14_benchmark.ipynb #5b03d838
+def _first_line(error: str) -> str: return error.splitlines()[0].removesuffix('; last lines:') if error else ''
+
 def results_table(results,                # `BenchResult`s from `benchmark`
                   baseline=None,          # a model name: add each row's throughput relative to that model's
                   baseline_backend=None,  # a backend name: add each row's throughput relative to that backend's
@@ -545,7 +579,7 @@ def results_table(results,                # `BenchResult`s from `benchmark`
         extra.append((f'× {baseline_backend}',
                       _ratios(results, lambda r: (r.model, r.batch), baseline_backend, 'backend')))
     if any(r.error for r in results):
-        extra.append(('note', [r.error.splitlines()[0] if r.error else '' for r in results]))
+        extra.append(('note', [_first_line(r.error) for r in results]))
     for h, vals in extra:
         head.append(h)
         for c, v in zip(cols, vals): c.append(v)

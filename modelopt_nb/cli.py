@@ -287,24 +287,27 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
                     samples: int = 64,          # calibration sequences when calibrating now
                     seq_len: int = 256,         # tokens per calibration / held-out sequence
                     sort: bool = False,         # order kept units by importance
+                    reconstruct: bool = False,  # refit o_proj/down_proj to the kept units on calibration text (slower)
                     dtype: str = None,          # fp32, bf16, fp16 (default: the loader's)
                     device: str = None,         # cpu, cuda, ... (default: cpu)
                     overwrite: bool = False,    # replace a non-empty --out
                     quiet: bool = False,        # no progress bar
                    ) -> int:
     "Prune MLP neurons, attention heads and embedding channels."
+    from modelopt_nb.calibrate import calibration_blocks as blocks
     from modelopt_nb.core import save_checkpoint, count_params, human_count
     from modelopt_nb.width import WIDTH_IMPORTANCES, WIDTH_PLAN_FILE, check_width_targets, prune_width
     widths = dict(intermediate_size=intermediate_size, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
                   hidden_size=hidden_size)
-    target = _width_target(widths, target_params, sort)
+    target = _width_target(widths, target_params, sort, reconstruct)
     if check_out(out, overwrite, model) and target is None: _check_width_config(model, widths)   # before loading
     m, tok = load(model, dtype, device)
     if target is None: check_width_targets(m, **widths)                # fail before calibrating
     cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet, WIDTH_IMPORTANCES[importance],
                           force_calibration)
     if target is None:
-        (pm, plan), extra = prune_width(m, cal, importance=importance, inplace=True, sort=sort, **widths), {}
+        (pm, plan), extra = prune_width(m, cal, importance=importance, inplace=True, sort=sort, **widths,
+                                        reconstruct=blocks(tok, m, samples, seq_len) if reconstruct else None), {}
     else: pm, plan, extra = _search_width(m, tok, cal, target, importance, multiple, max_candidates, eval_blocks,
                                           seq_len, quiet)
     path = save_checkpoint(pm, tok, out, overwrite=overwrite, extra_files={WIDTH_PLAN_FILE: plan.to_dict(), **extra})
@@ -312,10 +315,12 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
     return 0
 
 # %% ../nbs/17_cli.ipynb #e7071ad9
-def _width_target(widths, target_params, sort) -> float | None:
+def _width_target(widths, target_params, sort, reconstruct=False) -> float | None:
     "The parameter budget of `prune-width` (None when widths are given), after checking that exactly one was asked for."
     given = {k: v for k, v in widths.items() if v is not None}
     if target_params is not None and given: raise ValueError("Pass either widths or --target-params, not both")
+    if target_params is not None and reconstruct:
+        raise ValueError("--reconstruct applies to given widths, not to --target-params")
     if target_params is None and not given and not sort:
         raise ValueError("Nothing to do: pass --intermediate-size, --num-heads, --num-kv-heads, --hidden-size "
                          "or --target-params")
@@ -392,7 +397,8 @@ def sparsify_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36l) 
                  overwrite: bool = False,    # replace a non-empty --out
                  quiet: bool = False,        # no progress bar
                 ) -> int:
-    "Zero weights by magnitude or Wanda, unstructured or N:M."
+    "Zero weights by magnitude, Wanda or SparseGPT, unstructured or N:M."
+    from modelopt_nb.calibrate import calibration_blocks
     from modelopt_nb.core import save_checkpoint
     from modelopt_nb.sparsity import SPARSITY_METHODS, parse_nm, sparsify, sparsity_report
     if (sparsity is None) == (nm is None): raise ValueError("Pass one of --sparsity or --nm")
@@ -403,7 +409,8 @@ def sparsify_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36l) 
     m, tok = load(model, dtype, device)
     cal = get_calibration(m, tok, calibration, samples, seq_len, not quiet, SPARSITY_METHODS[method],
                           force_calibration)
-    m, _ = sparsify(m, method, sparsity, nm_, scope, cal, inplace=True)
+    blk = calibration_blocks(tok, m, samples, seq_len) if 'blocks' in SPARSITY_METHODS[method].needs else None
+    m, _ = sparsify(m, method, sparsity, nm_, scope, cal, inplace=True, blocks=blk)
     rep = sparsity_report(m)
     info = dict(method=method, sparsity=sparsity, nm=nm, scope=scope, report=rep.to_dict())
     say(f"{rep} -> {save_checkpoint(m, tok, out, overwrite=overwrite, extra_files={'sparsity.json': info})}")

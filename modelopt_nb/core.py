@@ -17,9 +17,9 @@ __all__ = ['LAYOUTS', 'SUPPORTED_MODEL_TYPES', 'PROJECTIONS', 'LAYER_CONFIG_KEYS
            'UnsupportedModelError', 'check_supported', 'tiny_config', 'tiny_model', 'LayerParts', 'DecoderAdapter',
            'adapter', 'context_length', 'human_count', 'human_bytes', 'count_params', 'ModelSummary', 'describe',
            'Option', 'Registry', 'check_value', 'model_device', 'write_marker', 'read_marker', 'check_out_dir',
-           'is_main_process', 'on_main', 'check_token_ids', 'weights_fingerprint', 'check_device', 'check_safetensors',
-           'load_config', 'load_model', 'load_tokenizer', 'OutputError', 'write_error', 'write_folder',
-           'save_checkpoint']
+           'is_main_process', 'on_main', 'check_token_ids', 'check_blocks', 'layer_inputs', 'run_layer',
+           'weights_fingerprint', 'check_device', 'check_safetensors', 'load_config', 'load_model', 'load_tokenizer',
+           'OutputError', 'write_error', 'write_folder', 'save_checkpoint']
 
 # %% ../nbs/00_core.ipynb #e3bfa7e4
 LAYOUTS = {
@@ -347,7 +347,8 @@ def needing(self: Registry, need: str) -> tuple:
 
 # %% ../nbs/00_core.ipynb #61ab651f
 NEEDS = {'calibration': 'a calibration (modelopt_nb.calibrate.calibrate(model, batches))',
-         'text': 'batches of calibration text'}
+         'text': 'batches of calibration text',
+         'blocks': 'calibration token blocks (blocks=calibrate.calibration_blocks(tok, model, 32, 256))'}
 
 @patch
 def check_needs(self: Registry, option, **given) -> Option:
@@ -512,6 +513,58 @@ def check_token_ids(model, # a supported decoder (its embedding gives the vocabu
         raise ValueError(f"Token id {hi if hi >= V else lo} is outside the model's vocabulary of {V}: "
                          "the text was tokenized for another model")
     return ids
+
+# %% ../nbs/00_core.ipynb #84656560
+def check_blocks(model,   # a supported decoder
+                 blocks,  # `data.TokenBlocks` or an integer tensor [n, seq_len] of token ids
+                ) -> Tensor:
+    "The token ids of `blocks` as a LongTensor [n, seq_len], after checking shape, vocabulary and context length."
+    ids = getattr(blocks, 'input_ids', blocks)
+    if not torch.is_tensor(ids) or ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError("blocks must be TokenBlocks or a LongTensor [n, seq_len] of token ids, got "
+                         + (f"a {ids.dtype} tensor of shape {tuple(ids.shape)}" if torch.is_tensor(ids)
+                            else type(blocks).__name__))
+    if 0 in ids.shape: raise ValueError(f"blocks hold no calibration tokens (shape {tuple(ids.shape)})")
+    ctx = context_length(model)
+    if ctx is not None and ids.shape[1] > ctx:
+        raise ValueError(f"blocks of {ids.shape[1]} tokens exceed the model's context of {ctx}")
+    return check_token_ids(model, ids.long())
+
+# %% ../nbs/00_core.ipynb #edc20572
+class _StopForward(Exception): "Raised by a hook to end a forward pass once the wanted inputs are captured."
+
+@torch.no_grad()
+def layer_inputs(model,          # a supported decoder
+                 ids: Tensor,    # token ids [n, seq_len] (`check_blocks`)
+                 batch_size=8,   # blocks per forward pass
+                ) -> list[tuple]:
+    "`(hidden states, keyword arguments)` entering decoder layer 0, one pair per batch of `ids`."
+    types = set(getattr(model.config, 'layer_types', None) or ())
+    if len(types) > 1: raise ValueError(f"Layer-by-layer runs need one attention type in all layers: {sorted(types)}")
+    got = []
+    def grab(mod, args, kwargs):
+        h = args[0] if args else kwargs.pop('hidden_states')
+        got.append((h, kwargs)); raise _StopForward
+    h = adapter(model).layers[0].register_forward_pre_hook(grab, with_kwargs=True)
+    dev = model.get_input_embeddings().weight.device
+    try:
+        for i in range(0, len(ids), batch_size):
+            try: model(input_ids=ids[i:i + batch_size].to(dev), use_cache=False)
+            except _StopForward: pass
+    finally: h.remove()
+    return got
+
+# %% ../nbs/00_core.ipynb #908218b8
+@torch.no_grad()
+def run_layer(layer,                 # a decoder layer
+              inputs: list[tuple],   # `(hidden states, keyword arguments)` pairs (`layer_inputs`)
+             ) -> list[tuple]:
+    "Run one decoder layer on each `(hidden states, keyword arguments)`: its outputs, paired with the same arguments."
+    out = []
+    for h, kw in inputs:
+        y = layer(h, **kw)
+        out.append((y[0] if isinstance(y, (tuple, list)) else y, kw))
+    return out
 
 # %% ../nbs/00_core.ipynb #73a56654
 def weights_fingerprint(model, # a supported decoder

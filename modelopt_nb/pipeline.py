@@ -346,18 +346,19 @@ def _forget(out: Path):
 
 # %% ../nbs/16_pipeline.ipynb #303d245c
 def _prune_step(kind, args, model, tok, cal_cfg, progress) -> tuple:
-    "One prune step on `model`: calibration and text as its registered option needs; `(model, plan)`."
+    "One prune step on `model`: calibration and text as its option (or `reconstruct`) needs; `(model, plan)`."
     from modelopt_nb.calibrate import calibrate, calibration_blocks
     from modelopt_nb.core import adapter
     from modelopt_nb.depth import prune_depth
     from modelopt_nb.width import prune_width
-    needs = _step_option(kind, args).needs
+    needs, args = _step_option(kind, args).needs, dict(args)
+    rec = bool(args.pop('reconstruct', None))   # width: refit on the calibration blocks
     blk = calibration_blocks(tok, model, cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256)) \
-        if {'calibration', 'text'} & set(needs) else None
+        if {'calibration', 'text'} & set(needs) or rec else None
     cal = calibrate(model, blk, batch_size=cal_cfg.get('batch_size', 8), angular=cal_cfg.get('angular', 'per-token'),
                     angular_max_block=adapter(model).num_layers, progress=progress) if 'calibration' in needs else None
     if kind == 'depth': return prune_depth(model, calibration=cal, batches=blk, progress=progress, **args)
-    return prune_width(model, calibration=cal, **args)
+    return prune_width(model, calibration=cal, reconstruct=blk if rec else None, **args)
 
 # %% ../nbs/16_pipeline.ipynb #6be6c935
 def _distill_step(r, teacher, model, tok, plan, out, resume, progress) -> tuple:

@@ -96,7 +96,7 @@ def test_vllm_through_a_subprocess(model, tmp_path):
 def test_crashing_engine_keeps_other_rows(model, tmp_path):
     py = _script(tmp_path / 'python', '[ "$1" = "-c" ] && exit 0\necho "Traceback (most recent call last):"\n'
                  'echo "RuntimeError: Engine core initialization failed" >&2\nexit 1\n')
-    with pytest.warns(UserWarning, match='vllm: failed: vllm exited with status 1'):
+    with pytest.warns(UserWarning, match='vllm: failed: vllm exited with status 1: RuntimeError: Engine core init'):
         res = benchmark({'tiny': model}, W, ('eager', 'vllm'), progress=False, engine_python={'vllm': py})
     assert [r.backend for r in res] == ['eager', 'eager', 'vllm', 'vllm'] and res[0].ttft_s > 0
     assert res[2].ttft_s is None and 'Engine core initialization failed' in res[2].error
@@ -105,6 +105,40 @@ def test_crashing_engine_keeps_other_rows(model, tmp_path):
         res = benchmark({'tiny': model}, W, ('vllm',), progress=False, engine_python={'vllm': garbage})
     assert res[0].error.startswith('failed: vllm printed no result; last lines:') and 'all done' in res[0].error
     assert 'vllm printed no result' in results_table(res)
+
+
+def _fake_vllm(root: Path, sizes) -> Path:
+    "A stand-in `vllm` package whose CPU attention supports `sizes` (the runner's check reads the engine's own list)."
+    pkg = root / 'vllm'
+    (pkg / 'v1/attention/backends').mkdir(parents=True)
+    (pkg / '__init__.py').write_text("__version__ = '0.0-test'\nLLM = SamplingParams = None\n")
+    for d in ('v1', 'v1/attention', 'v1/attention/backends'): (pkg / d / '__init__.py').write_text('')
+    (pkg / 'v1/attention/backends/cpu_attn.py').write_text(
+        f'class CPUAttentionBackend:\n    get_supported_head_sizes = staticmethod(lambda: {list(sizes)})\n')
+    return root
+
+
+def test_vllm_runner_checks_head_size_first(model, tmp_path, monkeypatch):
+    "On a CPU the real runner stops before starting the engine when vLLM has no attention kernel for the head size."
+    import sys
+    monkeypatch.setenv('PYTHONPATH', str(_fake_vllm(tmp_path / 'site', (32, 64))))
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+    with pytest.warns(UserWarning, match=r"CPU attention supports head_dim \[32, 64\]; this model has 16"):
+        res = benchmark({'tiny': model}, W, ('vllm',), progress=False, engine_python={'vllm': sys.executable})
+    assert res[0].error.startswith("failed: vllm exited with status 1: ValueError: vllm 0.0-test's CPU attention")
+    assert "this model has 16" in results_table(res).splitlines()[-1]
+
+
+def test_engine_environment_found_from_a_subfolder(tmp_path, monkeypatch):
+    "`make engines` writes .engines/NAME: the backend finds its Python from the project folder or any folder below."
+    monkeypatch.delenv('MODELOPT_NB_VLLM_PYTHON', raising=False)
+    py = tmp_path / '.engines/vllm/bin/python'
+    py.parent.mkdir(parents=True); py.write_text('')
+    (tmp_path / 'nbs/tutorials').mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / 'nbs/tutorials')
+    assert BACKENDS['vllm'].python() == str(py)
+    assert BACKENDS['vllm'].python({'vllm': '/x/python'}) == '/x/python'  # an explicit interpreter comes first
+    assert BACKENDS['eager'].python() == ''
 
 
 def test_unavailable_engines_say_why(model):

@@ -242,3 +242,51 @@ def test_llama_with_every_bias():
     pm, _ = prune_width(m, importance='magnitude', **kw)
     assert count_params(pm) == width_params(m, **kw)
     assert adapter(pm).parts(0).o.bias.shape == (48,) and adapter(pm).parts(0).gate.bias.shape == (32,)
+
+
+@torch.no_grad()
+def _kl(model, ref_logits, x):
+    lp = model(x).logits.float().log_softmax(-1)
+    ref = ref_logits.detach().float().log_softmax(-1)
+    return float(torch.nn.functional.kl_div(lp, ref, log_target=True, reduction='batchmean'))
+
+
+@pytest.mark.parametrize('mt', ['llama', 'qwen3'])
+def test_hybrid_reconstruct_with_biases_reload(mt, tmp_path):
+    "Hybrid importance + reconstruction on every axis (with biases): closer logits than slicing, a plain checkpoint."
+    from modelopt_nb.calibrate import calibrate
+
+    kw = dict(attention_bias=True, mlp_bias=True) if mt == 'llama' else {}
+    m = tiny_model(mt, tie_word_embeddings=False, **kw)
+    for p in m.parameters():  # random biases (they start at zero), so a wrong refit shows
+        if p.dim() == 1 and mt == 'llama':
+            torch.nn.init.normal_(p, std=0.1)
+    x = torch.randint(0, 256, (8, 24), generator=torch.Generator().manual_seed(0))
+    cal = calibrate(m, x, progress=False)
+    shape = dict(intermediate_size=48, num_attention_heads=2, hidden_size=48)
+    cut, plan = prune_width(m, cal, importance='hybrid', **shape)
+    rec, plan2 = prune_width(m, cal, importance='hybrid', reconstruct=x, **shape)
+    assert plan2 == plan and count_params(rec) == width_params(m, **shape)
+    ref = m(x).logits
+    assert _kl(rec, ref, x) < _kl(cut, ref, x)
+    p = save_checkpoint(rec, None, tmp_path / 'r', extra_files={WIDTH_PLAN_FILE: plan.to_dict()})
+    r = AutoModelForCausalLM.from_pretrained(p).eval()
+    assert torch.equal(r(x).logits, rec(x).logits)
+    _same_generation(r, x[:1, :4])
+
+
+def test_reconstruct_bfloat16_and_bad_input():
+    "A bf16 model refits in float64 and stays bf16; bad `reconstruct` input changes nothing."
+    from modelopt_nb.calibrate import calibrate
+
+    m = tiny_model('qwen3').to(torch.bfloat16)
+    x = torch.randint(0, 256, (4, 16), generator=torch.Generator().manual_seed(1))
+    cal = calibrate(m, x, progress=False)
+    pm, _ = prune_width(m, cal, importance='hybrid', intermediate_size=32, num_key_value_heads=1, reconstruct=x)
+    assert adapter(pm).parts(0).down.weight.dtype == torch.bfloat16
+    assert torch.isfinite(pm(x).logits.float()).all()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    for bad in (x.float(), x[0], 'text', torch.full((2, 4), 10_000)):
+        with pytest.raises(ValueError, match='reconstruct:'):
+            prune_width(m, cal, importance='hybrid', intermediate_size=32, inplace=True, reconstruct=bad)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
