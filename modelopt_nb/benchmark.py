@@ -282,7 +282,7 @@ def check_cpu_head_dim(model_dir, version):
 """
 
 
-# %% ../nbs/14_benchmark.ipynb #65eba1f9
+# %% ../nbs/14_benchmark.ipynb #71bc105c
 VLLM_RUNNER = VLLM_CHECKS + r"""
 import statistics, time
 
