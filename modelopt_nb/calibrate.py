@@ -512,11 +512,15 @@ def calibration_blocks(tokenizer,            # the model's tokenizer
                        samples=64,           # blocks wanted
                        seq_len=256,          # tokens per block
                        split='calibration',  # split of the shipped corpus
+                       sources=None,         # shipped texts to cut it from (names in `data.CORPUS_SOURCES`; None: all)
                       ) -> TokenBlocks:
     "`samples` blocks of `seq_len` tokens of the shipped corpus' calibration split, checked against the context."
-    from modelopt_nb.data import corpus_blocks
+    from modelopt_nb.data import CORPUS_SOURCES, corpus_blocks
     if samples < 1: raise ValueError(f"samples must be positive, got {samples}")
-    blk = corpus_blocks(tokenizer, split, seq_len=seq_len, max_blocks=samples, max_len=context_length(model))
+    texts = CORPUS_SOURCES if sources is None else (sources,) if isinstance(sources, str) else tuple(sources)
+    blk = corpus_blocks(tokenizer, split, seq_len=seq_len, max_blocks=samples, sources=texts,
+                        max_len=context_length(model))
     if len(blk) < samples:
-        raise ValueError(f"The {split} split holds only {len(blk)} blocks of {seq_len} tokens, {samples} asked")
+        of = '' if sources is None else f" of {' + '.join(texts)}"
+        raise ValueError(f"The {split} split{of} holds only {len(blk)} blocks of {seq_len} tokens, {samples} asked")
     return blk

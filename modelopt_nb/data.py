@@ -180,7 +180,7 @@ def token_blocks(tokenizer,           # any `transformers` tokenizer (fast token
 
 # %% ../nbs/01_data.ipynb #ca118970
 def corpus_blocks(tokenizer,              # the model's tokenizer
-                  split='heldout',        # 'train', 'calibration' or 'heldout'
+                  split: str,             # 'train', 'calibration' or 'heldout' (named: held-out text only reports)
                   seq_len=256,            # tokens per block
                   max_blocks=None,        # at most this many blocks
                   sources=CORPUS_SOURCES, # which shipped texts

@@ -14,8 +14,8 @@ from IPython.display import display, clear_output, Markdown
 from transformers import TrainerCallback
 
 from .core import adapter, context_length, count_params, human_count
-from .data import CORPUS_SOURCES, TokenBlocks, corpus_blocks
-from .calibrate import Calibration, calibrate
+from .data import CORPUS_SOURCES
+from .calibrate import Calibration, calibrate, calibration_blocks
 from .importance import LAYER_METRICS
 from .depth import DepthPlan, choose_layers, prune_depth
 from .evaluate import PerplexityResult, perplexity
@@ -28,9 +28,9 @@ from .tasks import TASKS, TaskResults, evaluate_tasks
 from .benchmark import BACKENDS, Workload, available, benchmark, results_table, plot_results
 
 # %% auto #0
-__all__ = ['LABEL', 'the_count', 'html_table', 'usable_options', 'shape_change', 'keep_applied', 'holding', 'calibration_text',
-           'CalibrationPanel', 'depth_choice', 'DepthPanel', 'width_choice', 'WidthPanel', 'SparsityPanel',
-           'DistillMonitor', 'before_after', 'DistillPanel', 'EvalPanel', 'BenchmarkPanel']
+__all__ = ['LABEL', 'the_count', 'html_table', 'usable_options', 'shape_change', 'keep_applied', 'holding', 'CalibrationPanel',
+           'depth_choice', 'DepthPanel', 'width_choice', 'WidthPanel', 'SparsityPanel', 'DistillMonitor',
+           'before_after', 'DistillPanel', 'EvalPanel', 'BenchmarkPanel']
 
 # %% ../nbs/15_widgets.ipynb #99475bd3
 LABEL = dict(style={'description_width': 'initial'})   # a control shows its whole description
@@ -100,28 +100,9 @@ def holding(panel):  # a panel whose controls call `panel.update()` when they ch
         panel._held = False
         panel.update()
 
-# %% ../nbs/15_widgets.ipynb #acd9bd4a
-def calibration_text(tokenizer,               # the model's tokenizer
-                     model,                   # the model (its context bounds `seq_len`)
-                     sources=CORPUS_SOURCES,  # shipped texts (names in `data.CORPUS_SOURCES`)
-                     samples=16,              # blocks wanted
-                     seq_len=128,             # tokens per block
-                    ) -> TokenBlocks:
-    "`samples` blocks of `seq_len` tokens of the calibration split of the shipped `sources`, or an error."
-    sources = (sources,) if isinstance(sources, str) else tuple(sources)
-    unknown = [s for s in sources if s not in CORPUS_SOURCES]
-    if unknown or not sources: raise ValueError(f"Unknown text(s) {unknown}; shipped: {', '.join(CORPUS_SOURCES)}")
-    if samples < 1: raise ValueError(f"samples must be positive, got {samples}")
-    blk = corpus_blocks(tokenizer, 'calibration', seq_len=seq_len, max_blocks=samples, sources=sources,
-                        max_len=context_length(model))
-    if len(blk) < samples:
-        raise ValueError(f"The calibration split of {' + '.join(sources)} holds only {len(blk)} blocks of {seq_len} "
-                         f"tokens, {samples} asked")
-    return blk
-
 # %% ../nbs/15_widgets.ipynb #ed374fb3
 class CalibrationPanel:
-    "Text, samples and length over `calibration_text`; Run calls `calibrate` (a progress bar) and keeps `result`."
+    "Text, samples and length over `calibration_blocks`; Run calls `calibrate` (a progress bar) and keeps `result`."
     def __init__(self, model,         # the model to calibrate
                  tokenizer,           # its tokenizer
                  samples=16,          # initial blocks
@@ -145,7 +126,8 @@ class CalibrationPanel:
 @patch
 def run(self: CalibrationPanel) -> Calibration | None:
     "Cut the text and calibrate on it (a progress bar in the panel); the `Calibration` is kept on `result`."
-    try: blocks = calibration_text(self.tok, self.model, self.source.value, self.samples.value, self.seq_len.value)
+    try: blocks = calibration_blocks(self.tok, self.model, self.samples.value, self.seq_len.value,
+                                     sources=self.source.value)
     except ValueError as e:
         self.info.value = _error(e); return None
     with self.out:

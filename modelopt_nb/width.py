@@ -59,6 +59,17 @@ def magnitude_scores(model,      # a supported decoder
 # %% ../nbs/08_width.ipynb #90626e2e
 _CAL_FIELD = {'mlp': 'mlp_act', 'heads': 'head_act', 'hidden': 'emb_act'}
 
+def _checked_stat(t, label: str, want: tuple, why: str) -> torch.Tensor:
+    "A calibration statistic `t` (named `label`) as float32 on the CPU, after checking it exists, its shape and values."
+    if t is None: raise ValueError(f"The calibration has no {label} statistics, needed {why}")
+    t = torch.stack(list(t)) if isinstance(t, (list, tuple)) else t
+    if tuple(t.shape) != tuple(want):
+        raise ValueError(f"The calibration's {label} has shape {tuple(t.shape)}, expected {tuple(want)} for this "
+                         "model: was it gathered on another model?")
+    t = t.detach().float().cpu()
+    if not torch.isfinite(t).all(): raise ValueError(f"The calibration's {label} holds NaN or inf values")
+    return t
+
 def activation_scores(model,        # a supported decoder
                       calibration,  # a `Calibration` of `model` (`mlp_act`, `head_act`, `emb_act`)
                       axis: str,    # 'mlp', 'heads' or 'hidden'
@@ -67,31 +78,17 @@ def activation_scores(model,        # a supported decoder
     _check_axis(axis)
     if calibration is None: raise ValueError("Activation importance needs a calibration of the model")
     if hasattr(calibration, 'check'): calibration.check(model)
-    name = _CAL_FIELD[axis]
-    t = getattr(calibration, name, None)
-    if t is None: raise ValueError(f"The calibration has no `{name}` statistics, needed to rank {axis} by activation")
-    ad = adapter(model)
+    name, ad = _CAL_FIELD[axis], adapter(model)
     L = ad.num_layers
     want = {'mlp': (L, ad.intermediate_size), 'heads': (L, ad.num_heads), 'hidden': (2*L, ad.hidden_size)}[axis]
-    if tuple(t.shape) != want:
-        raise ValueError(f"The calibration's `{name}` has shape {tuple(t.shape)}, expected {want} for this model: "
-                         "was it gathered on another model?")
-    t = t.detach().float().cpu()
-    if not torch.isfinite(t).all(): raise ValueError(f"The calibration's `{name}` holds NaN or inf values")
+    t = _checked_stat(getattr(calibration, name, None), f'`{name}`', want, f'to rank {axis} by activation')
     return t.sum(0) if axis == 'hidden' else t
 
 # %% ../nbs/08_width.ipynb #342f59e2
 def _in_sq(calibration, name: str, L: int, n: int) -> torch.Tensor:
     "The calibration's per-channel input sums of squares `in_sq[name]` as [L, n] float32 on the CPU, checked."
     t = (getattr(calibration, 'in_sq', None) or {}).get(name)
-    if t is None: raise ValueError(f"The calibration has no `in_sq['{name}']` statistics, needed by hybrid importance")
-    t = torch.stack(list(t)) if isinstance(t, (list, tuple)) else t
-    if tuple(t.shape) != (L, n):
-        raise ValueError(f"The calibration's `in_sq['{name}']` has shape {tuple(t.shape)}, expected {(L, n)} for this "
-                         "model: was it gathered on another model?")
-    t = t.detach().float().cpu()
-    if not torch.isfinite(t).all(): raise ValueError(f"The calibration's `in_sq['{name}']` holds NaN or inf values")
-    return t
+    return _checked_stat(t, f"`in_sq['{name}']`", (L, n), 'by hybrid importance')
 
 def _w2(W) -> torch.Tensor: return W.detach().float().pow(2).cpu()
 def _row_energy(W, s) -> torch.Tensor: return _w2(W) @ s           # per output row r: Σ_i W_ri² s_i

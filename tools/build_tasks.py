@@ -35,41 +35,29 @@ BIGBENCH = {  # shipped name (after the `mnb_` prefix): path under bigbench/benc
 }
 BB_URL = 'https://github.com/google/BIG-bench/tree/main/bigbench/benchmark_tasks/'
 
-MC_YAML = """task: {name}
-tag: [mnb_shipped, mnb_bigbench]
+_YAML = """task: {{name}}
+tag: [{tags}]
 custom_dataset: !function utils.load
 dataset_kwargs:
-  file: {file}
+  file: {{file}}
 test_split: test
-output_type: multiple_choice
+{body}metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+MC_YAML = _YAML.format(tags='mnb_shipped, mnb_bigbench', body="""output_type: multiple_choice
 doc_to_text: query
 doc_to_choice: choices
 doc_to_target: label
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
-
-CLOZE_YAML = """task: {name}
-tag: [mnb_shipped]
-custom_dataset: !function utils.load
-dataset_kwargs:
-  file: {file}
-test_split: test
-output_type: loglikelihood
+""")
+CLOZE_YAML = _YAML.format(tags='mnb_shipped', body="""output_type: loglikelihood
 doc_to_text: context
 doc_to_target: target
 target_delimiter: ""
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
+""")
 
 
 def bb_prompt(task: dict, ex: dict) -> str:
