@@ -30,8 +30,9 @@ lint: install
 	$(BIN)/ruff check .
 
 # One torch thread per notebook worker: two busy-waiting torch pools on 2 cores slow each other about 4x.
+# MODELOPT_NB_QUICK=1: the tutorials run their smaller sizes (their stored outputs come from full runs).
 test-nbs: install
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
+	MODELOPT_NB_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 # Debian Chromium for tests/test_browser.py, installed when missing and run as root (otherwise that test skips, saying why)
 chromium:

@@ -481,8 +481,9 @@ def figure(self: DistillMonitor):
 @patch
 def draw(self: DistillMonitor) -> None:
     "Redraw the monitor's image."
-    buf = io.BytesIO()
-    self.figure().savefig(buf, format='png', dpi=72)
+    buf, fig, dpi = io.BytesIO(), self.figure(), 96
+    fig.savefig(buf, format='png', dpi=dpi)
+    self.image.width = str(round(fig.get_figwidth()*dpi))   # its own size: a browser would stretch it to the cell
     self.image.value = buf.getvalue()
 
 # %% ../nbs/15_widgets.ipynb #b8c9cfd8

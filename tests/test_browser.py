@@ -1,5 +1,6 @@
 """A real browser runs the depth tutorial in JupyterLab, as a user would: Run All, no cell fails, the depth panel
-renders as controls and answers its slider and its button. Debian Chromium (/usr/bin/chromium), driven by Playwright;
+renders as controls and answers its slider and its button. Then every panel (tests/data/panels.ipynb, on the shipped
+model) renders as controls and answers its button. Debian Chromium (/usr/bin/chromium), driven by Playwright;
 JupyterLab on a temporary copy of the tutorials: 127.0.0.1, a random token, a free port (tools/lab.py), stopped by PID.
 The tutorial runs with MODELOPT_NB_QUICK=1 (a shorter distillation) to keep this test within a few minutes on 2 cores.
 Screenshots go to out/screenshots/."""
@@ -10,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = '/usr/bin/chromium'
-TUTORIAL = '01_qwen3_depth_36_to_24.ipynb'
+TUTORIAL = '02_qwen3_depth_36_to_24.ipynb'
+PANELS = ROOT/'tests'/'data'/'panels.ipynb'
 SHOTS = ROOT/'out'/'screenshots'
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync']
@@ -32,7 +34,7 @@ import lab  # noqa: E402
 def server(tmp_path_factory):
     "JupyterLab on a copy of nbs/tutorials; yields (url, folder) and stops the server it started."
     d = tmp_path_factory.mktemp('tutorials')
-    for p in (ROOT/'nbs'/'tutorials').glob('*.ipynb'): shutil.copy(p, d)
+    for p in [*(ROOT/'nbs'/'tutorials').glob('*.ipynb'), PANELS]: shutil.copy(p, d)
     with open(d/'jupyterlab.log', 'w') as log:
         proc, url = lab.start(d, env={'MODELOPT_NB_QUICK': '1', 'OMP_NUM_THREADS': '1'}, log=log)
         try: yield url, d
@@ -41,18 +43,29 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def page(server):
-    "A Chromium page with the tutorial open and its kernel idle."
-    url, _ = server
+def browser():
+    "Debian Chromium, headless."
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            pg = browser.new_page(viewport={'width': 1400, 'height': 1000})
-            pg.goto(url.replace('/lab?', f'/lab/tree/{TUTORIAL}?'))
-            pg.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
-            _wait_kernel(pg, url, TUTORIAL)
-            yield pg
-        finally: browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try: yield b
+        finally: b.close()
+
+
+def _open(browser, url, name):
+    "A page with notebook `name` open and its kernel idle."
+    pg = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    pg.goto(url.replace('/lab?', f'/lab/tree/{name}?'))
+    pg.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
+    _wait_kernel(pg, url, name)
+    return pg
+
+
+@pytest.fixture(scope='module')
+def page(server, browser):
+    "A Chromium page with the tutorial open and its kernel idle."
+    pg = _open(browser, server[0], TUTORIAL)
+    yield pg
+    pg.close()
 
 
 def _wait_kernel(page, url, name, timeout=120):
@@ -93,18 +106,16 @@ def _state(box) -> tuple:
     return box.locator('.widget-html').first.text_content(), box.locator('img').first.get_attribute('src')
 
 
-def test_depth_tutorial_runs_in_jupyterlab(server, page):
-    _, folder = server
+def _run_clean(page, shot):
+    "Run All in `page`; check that every cell ran, none failed and every widget renders as controls."
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert not page.locator('.jp-Dialog').count(), 'a dialog (e.g. "Select Kernel") opened with the notebook'
     for no in page.locator('.jp-Notification-Toast-Close').all(): no.click()   # the "Jupyter news?" question
     try: took = _run_all(page)
     except Exception:
-        page.screenshot(path=str(SHOTS/'tutorial_run_all_failed.png'), full_page=True); raise
-    print(f'Run All: {took:.0f} s')
-    page.screenshot(path=str(SHOTS/'tutorial_after_run_all.png'), full_page=True)
-    page.locator('.jp-CodeCell').filter(has_text='progress=True').first.evaluate('e => e.scrollIntoView()')
-    page.screenshot(path=str(SHOTS/'tutorial_distill.png'))
+        page.screenshot(path=str(SHOTS/f'{shot}_run_all_failed.png'), full_page=True); raise
+    print(f'{shot}: Run All {took:.0f} s')
+    page.screenshot(path=str(SHOTS/f'{shot}_after_run_all.png'), full_page=True)
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     errors = [t for t in errors.all_text_contents() if 'Traceback' in t]
     assert not errors, errors[0][-3000:]
@@ -112,7 +123,13 @@ def test_depth_tutorial_runs_in_jupyterlab(server, page):
     assert all(p.strip(' []:').isdigit() for p in prompts), f'cells not run: {prompts}'
     text = page.locator('.jp-Notebook').text_content()
     assert 'Error displaying widget' not in text and 'Traceback' not in text
-    assert 'DepthPanel object at' not in text and 'IntSlider(' not in text, 'a widget shows as its text repr'
+    assert 'Panel object at' not in text and 'VBox(children' not in text, 'a widget shows as its text repr'
+
+
+def test_depth_tutorial_runs_in_jupyterlab(page):
+    _run_clean(page, 'tutorial')
+    page.locator('.jp-CodeCell').filter(has_text='progress=True').first.evaluate('e => e.scrollIntoView()')
+    page.screenshot(path=str(SHOTS/'tutorial_distill.png'))
 
 
 def test_depth_panel_answers(page):
@@ -154,3 +171,27 @@ def test_saved_notebook_is_clean(server, page):
     test_keys = set(nb['metadata']) - {'kernelspec', 'jupytext', 'widgets'}
     assert not test_keys, f'metadata nbdev_clean would strip: {test_keys}'
     assert nb['metadata']['kernelspec']['name'] == 'python3'
+
+
+# (panel, its button, a text its box shows once the button's work is done)
+BUTTONS = [('CalibrationPanel', 'run', 'collected'), ('DepthPanel', 'measure', '· calibration perplexity'),
+           ('WidthPanel', 'measure', '· calibration perplexity'), ('SparsityPanel', 'apply', 'panel.result'),
+           ('DistillPanel', 'start', 'finished at step'), ('EvalPanel', 'run', 'scored'),
+           ('BenchmarkPanel', 'run', 'measured on this machine')]
+
+
+def test_every_panel_renders_and_answers(server, browser):
+    pg = _open(browser, server[0], PANELS.name)
+    try:
+        _run_clean(pg, 'panels')
+        for name, button, done in BUTTONS:
+            cell = pg.locator('.jp-CodeCell').filter(has_text=f'{name}(').last
+            box = cell.locator('.jp-OutputArea-output .widget-vbox').first
+            box.scroll_into_view_if_needed()
+            assert box.locator('button.jupyter-button').count(), f'{name} renders no buttons'
+            box.locator('button.jupyter-button').filter(has_text=button).first.click()
+            try: pg.wait_for_function('([el, s]) => el.textContent.includes(s)', arg=[box.element_handle(), done],
+                                      timeout=120_000)
+            finally: box.screenshot(path=str(SHOTS/f'panel_{name}.png'))
+            assert 'Traceback' not in box.text_content(), f'{name}: {box.text_content()[-2000:]}'
+    finally: pg.close()
