@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_distill.ipynb #3a30b9c1
 from __future__ import annotations
-import dataclasses
+import copy, dataclasses
 import json, math, os, weakref, zipfile
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -26,7 +26,7 @@ from .losses import (LOGIT_LOSSES, FEATURE_LOSSES, BALANCES, LogitLoss, position
 __all__ = ['PROJECTIONS_FILE', 'RUN_FILE', 'TRAINER_STATE_FILE', 'check_layer_map', 'default_layer_map', 'make_projections',
            'DistillConfig', 'DistillModule', 'checkpoints', 'checkpoint_problem', 'last_checkpoint',
            'load_student_checkpoint', 'TrainingStopped', 'LossNotFinite', 'Diverged', 'DistillTrainer', 'as_dataset',
-           'training_arguments', 'distill', 'layers_next_to_removed', 'plot_histories']
+           'training_arguments', 'distill', 'layers_next_to_removed', 'training_footprint', 'plot_histories']
 
 # %% ../nbs/12_distill.ipynb #cb1d3937
 def _kept_of(plan) -> list | None:
@@ -752,6 +752,22 @@ def layers_next_to_removed(plan,                   # a `DepthPlan`, its dict, th
         nxt = kept[i + 1] if i + 1 < len(kept) else (n0 if n0 is not None else j + 1)
         if nxt - j > 1: out.add(i)                                                        # a gap after it
     return sorted(out)
+
+# %% ../nbs/12_distill.ipynb #aceee1db
+def training_footprint(student,       # the student (not changed: the variant is built on a shape-only copy)
+                       config=None,   # `DistillConfig` (its `lora_r`, `lora_targets`, `train_layers`)
+                      ) -> dict:
+    "Parameters and trained parameters of `config`'s student variant, and the bytes of weights, gradients and AdamW."
+    c = config or DistillConfig()
+    flags = {n: p.requires_grad for n, p in student.named_parameters()}
+    with torch.device('meta'): shell = type(student)(copy.deepcopy(student.config)).to(student.dtype)
+    for n, p in shell.named_parameters(): p.requires_grad_(flags.get(n, True))
+    ps = {id(p): p for p in _student_variant(shell, c).parameters()}.values()   # a shared tensor once
+    trained = [p for p in ps if p.requires_grad]
+    weights = sum(p.numel()*p.element_size() for p in ps)
+    grads = sum(p.numel()*p.element_size() for p in trained)
+    return dict(parameters=sum(p.numel() for p in ps), trainable=sum(p.numel() for p in trained),
+                weight_bytes=weights, gradient_bytes=grads, optimizer_bytes=2*grads, total_bytes=weights + 3*grads)
 
 # %% ../nbs/12_distill.ipynb #9b652116
 def plot_histories(histories,       # {run name: history from `distill`}

@@ -18,7 +18,7 @@ RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
                'device': 'cpu / cuda / ...', 'seed': 'random seed',
                'calibration': 'samples, seq_len, batch_size, angular',
                'prune': 'a list of {depth: {...}} / {width: {...}} steps', 'distill': 'DistillConfig fields, + seq_len',
-               'evaluate': 'blocks, seq_len', 'benchmark': 'Workload fields, + backends'}
+               'evaluate': 'blocks, seq_len, tasks, limit', 'benchmark': 'Workload fields, + backends'}
 REPORT_FILE, _RECORD, _STARTED = 'report.md', 'report.json', 'recipe.json'   # the report; a finished run; a started run
 
 def _keys_of(f, drop=('model', 'calibration', 'inplace', 'progress', 'batches')) -> set:
@@ -29,14 +29,14 @@ def _keys_of(f, drop=('model', 'calibration', 'inplace', 'progress', 'batches'))
 def recipe_fields(model: str,           # a zoo name or model folder (the teacher of the distillation)
                   output: str,          # the output folder
                   overwrite: bool = False, # replace a previous run in `output`
-                  dtype: str = None,    # fp32 / bf16 / fp16
-                  device: str = None,   # cpu / cuda / ...
+                  dtype: str | None = None,    # fp32 / bf16 / fp16
+                  device: str | None = None,   # cpu / cuda / ...
                   seed: int = 0,        # random seed
-                  calibration: dict = None, # see `calibration_fields`
-                  prune: list = None,   # a list of {depth: {...}} / {width: {...}} steps
-                  distill: dict = None, # DistillConfig fields, + seq_len
-                  evaluate: dict = None, # see `evaluate_fields`
-                  benchmark: dict = None, # Workload fields, + backends
+                  calibration: dict | None = None, # see `calibration_fields`
+                  prune: list | None = None,   # a list of {depth: {...}} / {width: {...}} steps
+                  distill: dict | None = None, # DistillConfig fields, + seq_len (null or absent: no distillation)
+                  evaluate: dict | None = None, # see `evaluate_fields`
+                  benchmark: dict | None = None, # Workload fields, + backends (null or absent: no benchmark)
                  ):
     "The top level of a recipe."
 

@@ -18,8 +18,8 @@ from .core import Option, Registry, adapter, check_blocks, human_count, layer_in
 # %% auto #0
 __all__ = ['ROLES', 'IN_STAT', 'SCOPES', 'SPARSITY_METHODS', 'SparseLinear', 'sparse_linears', 'unstructured_mask', 'nm_mask',
            'SparsityMethod', 'sparsity_scores', 'parse_nm', 'sparsity_masks', 'apply_masks', 'masks_from_zeros',
-           'sparsify', 'SparsityReport', 'sparsity_report', 'SparsityMaskCallback', 'keep_masks', 'remove_handles',
-           'prune_sequentially', 'sparsegpt_prune']
+           'sparsify', 'SparsityReport', 'sparsity_report', 'nm_violations', 'SparsityMaskCallback', 'keep_masks',
+           'remove_handles', 'prune_sequentially', 'sparsegpt_prune']
 
 # %% ../nbs/10_sparsity.ipynb #49e65b7e
 ROLES = ('q', 'k', 'v', 'o', 'gate', 'up', 'down')
@@ -293,6 +293,20 @@ def sparsity_report(model) -> SparsityReport:
     for p in model.parameters():       # a shared (tied) tensor is yielded once
         rep.zeros_all += int((p == 0).sum()); rep.numel_all += p.numel()
     return rep
+
+# %% ../nbs/10_sparsity.ipynb #c1dab2db
+@torch.no_grad()
+def nm_violations(model,    # a supported decoder
+                  nm='2:4', # the N:M pattern, e.g. '2:4' or (2, 4)
+                 ) -> dict[str, int]:
+    "Groups of M consecutive inputs holding more than N non-zero weights, per sparse linear (all 0: the model is N:M)."
+    n, m = parse_nm(nm)
+    out = {}
+    for s in sparse_linears(model):
+        w = s.module.weight
+        if w.shape[1] % m: raise ValueError(f"{s.name} has {w.shape[1]} inputs, not a multiple of M={m}")
+        out[s.name] = int(((w.reshape(w.shape[0], -1, m) != 0).sum(-1) > n).sum())
+    return out
 
 # %% ../nbs/10_sparsity.ipynb #f56ffcbf
 class SparsityMaskCallback(TrainerCallback):

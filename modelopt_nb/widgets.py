@@ -644,7 +644,7 @@ def run(self: EvalPanel) -> TaskResults | None:
         _clear()
         self.result = evaluate_tasks(self.model, names, self.tok, limit=self.limit.value or None)
         _clear(); display(Markdown(self.result._repr_markdown_()))
-    self.info.value = (f"{the_count(len(names), 'task')} scored · compare each score with its chance level · "
+    self.info.value = (f"scored {the_count(len(names), 'task')} · compare each score with its chance level · "
                        "<code>panel.result</code> holds the TaskResults")
     return self.result
 
@@ -701,6 +701,9 @@ def run(self: BenchmarkPanel) -> list | None:
             self.info.value = _error(e); return None
         _clear(); display(Markdown(results_table(self.result)))
         ax = plot_results(self.result); plt.show(); plt.close(ax.figure)
-    self.info.value = (f"{len(self.result)} runs, measured on this machine (timings vary with its load) · "
-                       "<code>panel.result</code> holds the BenchResults")
+    ok = [r for r in self.result if not r.error]
+    failed = f" · {len(self.result) - len(ok)} could not run (see the table)" if len(ok) < len(self.result) else ''
+    if not ok: self.info.value = _error('nothing measured: ' + '; '.join(sorted({r.error for r in self.result})))
+    else: self.info.value = (f"{the_count(len(ok), 'run')} measured on this machine (timings vary with its load)"
+                             f"{failed} · <code>panel.result</code> holds the BenchResults")
     return self.result
