@@ -36,7 +36,9 @@ def server(tmp_path_factory):
     d = tmp_path_factory.mktemp('tutorials')
     for p in [*(ROOT/'nbs'/'tutorials').glob('*.ipynb'), PANELS]: shutil.copy(p, d)
     with open(d/'jupyterlab.log', 'w') as log:
-        proc, url = lab.start(d, env={'MODELOPT_NB_QUICK': '1', 'OMP_NUM_THREADS': '1'}, log=log)
+        # workspaces (which notebooks a page reopens) in the test's own folder, not the user's
+        env = {'MODELOPT_NB_QUICK': '1', 'OMP_NUM_THREADS': '1', 'JUPYTERLAB_WORKSPACES_DIR': str(d/'.workspaces')}
+        proc, url = lab.start(d, env=env, log=log)
         try: yield url, d
         finally: lab.stop(proc)
         assert proc.poll() is not None
@@ -52,9 +54,9 @@ def browser():
 
 
 def _open(browser, url, name):
-    "A page with notebook `name` open and its kernel idle."
+    "A page with notebook `name` open, alone in a fresh workspace of its own, and its kernel idle."
     pg = browser.new_page(viewport={'width': 1400, 'height': 1000})
-    pg.goto(url.replace('/lab?', f'/lab/tree/{name}?'))
+    pg.goto(url.replace('/lab?', f'/lab/workspaces/{Path(name).stem}/tree/{name}?reset&'))
     pg.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
     _wait_kernel(pg, url, name)
     return pg
