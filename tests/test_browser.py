@@ -53,9 +53,9 @@ def browser():
         finally: b.close()
 
 
-def _open(browser, url, name):
+def _open(browser, url, name, height=1000):
     "A page with notebook `name` open, alone in a fresh workspace of its own, and its kernel idle."
-    pg = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    pg = browser.new_page(viewport={'width': 1400, 'height': height})
     pg.goto(url.replace('/lab?', f'/lab/workspaces/{Path(name).stem}/tree/{name}?reset&'))
     pg.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
     _wait_kernel(pg, url, name)
@@ -182,8 +182,11 @@ BUTTONS = [('CalibrationPanel', 'run', 'collected'), ('DepthPanel', 'measure', '
            ('BenchmarkPanel', 'run', 'measured on this machine')]
 
 
+LOADED = 'el => [...el.querySelectorAll("img")].every(i => i.complete && i.naturalWidth > 0)'   # plots drawn
+
+
 def test_every_panel_renders_and_answers(server, browser):
-    pg = _open(browser, server[0], PANELS.name)
+    pg = _open(browser, server[0], PANELS.name, height=1600)   # the tallest panel, with its results, fits in view
     try:
         _run_clean(pg, 'panels')
         for name, button, done in BUTTONS:
@@ -192,8 +195,11 @@ def test_every_panel_renders_and_answers(server, browser):
             box.scroll_into_view_if_needed()
             assert box.locator('button.jupyter-button').count(), f'{name} renders no buttons'
             box.locator('button.jupyter-button').filter(has_text=button).first.click()
-            try: pg.wait_for_function('([el, s]) => el.textContent.includes(s)', arg=[box.element_handle(), done],
-                                      timeout=120_000)
-            finally: box.screenshot(path=str(SHOTS/f'panel_{name}.png'))
+            try:
+                pg.wait_for_function('([el, s]) => el.textContent.includes(s)', arg=[box.element_handle(), done],
+                                     timeout=120_000)
+                pg.wait_for_function(LOADED, arg=box.element_handle(), timeout=30_000)
+            finally:
+                box.scroll_into_view_if_needed(); box.screenshot(path=str(SHOTS/f'panel_{name}.png'))
             assert 'Traceback' not in box.text_content(), f'{name}: {box.text_content()[-2000:]}'
     finally: pg.close()
