@@ -91,6 +91,9 @@ def _check_config(c):
     if loss.check is not None: loss.check(c.beta)
     if c.top_k is not None and c.top_k < 1: raise ValueError(f"top_k must be at least 1, got {c.top_k}")
     if c.lora_r is not None and c.lora_r < 1: raise ValueError(f"lora_r must be at least 1, got {c.lora_r}")
+    for k in ('batch_size', 'grad_accum', 'max_steps', 'logging_steps', 'tokens', 'save_steps', 'eval_steps'):
+        v = getattr(c, k)   # counts: None means "not set" where the field allows it
+        if v is not None and v < 1: raise ValueError(f"{k} must be at least 1, got {v}")
     if not (0 < c.learning_rate < math.inf):
         raise ValueError(f"learning_rate must be positive and finite, got {c.learning_rate}")
     if c.divergence_factor is not None and not c.divergence_factor > 1:

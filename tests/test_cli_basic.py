@@ -87,8 +87,10 @@ def test_bench_pruned_against_default(tmp_path):
     assert [(x['layers'], x['batch']) for x in rows] == [(36, 1), (36, 2), (24, 1), (24, 2)]
     assert all(x['output_tokens_per_s'] > 0 and 0 < x['ttft_s'] < x['total_s'] for x in rows)
     assert '× tiny-qwen3-36l' in r.stdout
-    r = run('bench', 'tiny-qwen3-36l', '--backend', 'vllm')
-    assert r.returncode == 1 and "backend 'vllm' cannot run here" in r.stderr
+    from modelopt_nb.benchmark import available
+    if not available('vllm')[0]:   # where `make engines` installed vLLM the backend can run (see tests/test_engines.py)
+        r = run('bench', 'tiny-qwen3-36l', '--backend', 'vllm')
+        assert r.returncode == 1 and "backend 'vllm' cannot run here" in r.stderr
 
 
 def test_run_recipe(tmp_path):
