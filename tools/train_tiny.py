@@ -1,17 +1,25 @@
-"""Train the zoo's tiny Qwen3 models from scratch on the training split of the shipped corpus.
+"""Train the zoo's tiny Qwen3 models from scratch.
 
-One documented command builds both (seeded; under 60 minutes on 2 CPU cores in all, a minute or two on a GPU):
+Two recipes (`--recipe`):
+- `v1`: the training split of the shipped corpus (Austen + Brown, 2.6M tokens, one pass); under 60 minutes on 2 CPU
+  cores for both models, two minutes on a GPU. One command builds both (seeded):
 
-    .venv/bin/python tools/train_tiny.py all            # tokenizer, then tiny-qwen3-36l, then tiny-qwen3-4b-analog
+      .venv/bin/python tools/train_tiny.py all            # tokenizer, then tiny-qwen3-36l, then tiny-qwen3-4b-analog
 
-or step by step: `tokenizer`, `tiny-qwen3-36l`, `tiny-qwen3-4b-analog` (add `--device cuda` on a GPU machine).
+- `v2`: the pretraining corpus (`tools/build_pretrain_corpus.py`, at least 20M tokens from registry packages, in
+  `.corpus/pretrain/`) plus the shipped training split, several passes. Sized for a GPU
+  (`tools/train_tiny.py tiny-qwen3-36l --recipe v2 --device cuda`, or `bench/gpu_train.sh` for both models at once);
+  on a CPU it checkpoints every `save_every` steps and `--resume` continues a stopped run.
+
+Step by step: `tokenizer`, `tiny-qwen3-36l`, `tiny-qwen3-4b-analog` (add `--device cuda` on a GPU machine).
 Training writes the weights (bfloat16, the shipped precision) and the loss curve to runs/tiny/NAME.*; `finalize NAME` (run by `all` and by each model
 step unless --train-only) stores them in bfloat16 with the tokenizer, measures held-out perplexity and writes the model card.
-Held-out text is never seen: the tokenizer and the model learn from `corpus_splits()['train']` only.
+Held-out text is never seen: the tokenizer and the model learn from `corpus_splits()['train']` only, plus (v2) the
+pretraining corpus, whose builder drops every paragraph that shares a 13-word run with the calibration or held-out split.
 The weights are stored in bfloat16 (as Qwen3 checkpoints are) under modelopt_nb/assets/models/NAME, with a model card.
 """
 
-import argparse, json, math, platform, sys, time
+import argparse, gzip, json, math, platform, shutil, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +50,38 @@ COMMON = dict(
     attention_bias=False,
     initializer_range=0.02,
 )
-# the recipe (the same for both models)
-RECIPE = dict(
-    seq_len=256,
-    batch_size=16,
-    tokens=2_621_440,
-    lr=3e-3,
-    min_lr_frac=0.1,
-    warmup_steps=40,
-    weight_decay=0.1,
-    grad_clip=1.0,
-    seed=0,
-)
+# the recipes (each the same for both models)
+RECIPES = {
+    'v1': dict(
+        corpus='shipped',
+        seq_len=256,
+        batch_size=16,
+        tokens=2_621_440,
+        lr=3e-3,
+        min_lr_frac=0.1,
+        warmup_steps=40,
+        weight_decay=0.1,
+        grad_clip=1.0,
+        seed=0,
+    ),
+    # the pretraining corpus, the shipped training split counted `shipped_repeat` times, about 4 passes in all
+    'v2': dict(
+        corpus='pretrain',
+        shipped_repeat=2,
+        seq_len=256,
+        batch_size=128,
+        tokens=104_857_600,
+        lr=3e-3,
+        min_lr_frac=0.1,
+        warmup_steps=200,
+        weight_decay=0.1,
+        grad_clip=1.0,
+        seed=0,
+        save_every=250,
+    ),
+}
+RECIPE = RECIPES['v1']
+PRETRAIN = ROOT / '.corpus' / 'pretrain'
 
 
 def train_tokenizer():
@@ -98,18 +126,93 @@ def lr_at(step, total, r):
     return r['lr'] * (r['min_lr_frac'] + (1 - r['min_lr_frac']) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def train_model(name, device='cpu', tokens=None, threads=None):
+def pretrain_tokens(tok, r, folder=PRETRAIN):
+    "The v2 training stream as one uint16 array: pretraining documents, then the shipped split `shipped_repeat` times."
+    import hashlib
+    import numpy as np
+    from modelopt_nb.data import corpus_splits
+
+    man = Path(folder) / 'manifest.json'
+    if not man.exists():
+        raise SystemExit(f'{man} is missing: build the corpus with `python tools/build_pretrain_corpus.py` first')
+    key = hashlib.sha256(man.read_bytes() + (TOK_DIR / 'tokenizer.json').read_bytes()).hexdigest()[:16]
+    cache = RUNS / f'pretrain-tokens-{key}.npy'
+    if cache.exists():
+        pre = np.load(cache)
+    else:
+        docs = []
+        for f in sorted(Path(folder).glob('*.txt.gz')):
+            docs += [d for d in gzip.decompress(f.read_bytes()).decode('utf-8').split('\n\n\n') if d.strip()]
+        eos = tok.eos_token_id
+        enc = tok.backend_tokenizer.encode_batch(docs, add_special_tokens=False)
+        pre = np.fromiter((t for e in enc for t in (*e.ids, eos)), dtype=np.uint16)
+        RUNS.mkdir(parents=True, exist_ok=True)
+        np.save(cache, pre)
+    shipped = np.asarray(tok(corpus_splits()['train'], add_special_tokens=False).input_ids, dtype=np.uint16)
+    return np.concatenate([pre] + [shipped] * r['shipped_repeat'])
+
+
+def training_blocks(tok, r, steps, folder=PRETRAIN):
+    "LongTensor [n, seq_len] of the recipe's training blocks (v1: the shipped split; v2: `pretrain_tokens`)."
+    import torch
+    from modelopt_nb.data import corpus_blocks
+
+    if r['corpus'] == 'shipped':
+        return corpus_blocks(tok, 'train', r['seq_len'], max_blocks=steps * r['batch_size']).input_ids
+    ids = pretrain_tokens(tok, r, folder)
+    n = len(ids) // r['seq_len']
+    return torch.from_numpy(ids[: n * r['seq_len']].astype('int64')).view(n, r['seq_len'])
+
+
+def _save_state(path, model, opt, step, log, r, seconds):
+    "Write a resumable training state beside `path`, then move it into place (a killed run keeps its last state)."
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + '.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != 'lm_head.weight'}
+    save_file(sd, str(tmp / 'model.safetensors'))
+    torch.save(opt.state_dict(), tmp / 'optimizer.pt')
+    (tmp / 'state.json').write_text(json.dumps(dict(step=step, recipe=r, seconds=seconds, loss_curve=log)))
+    old = path.with_name(path.name + '.old')
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_state(path, model, opt, r):
+    "Restore a state written by `_save_state`; refuse one from another recipe. Returns (step, loss curve, seconds)."
+    import torch
+    from safetensors.torch import load_file
+
+    st = json.loads((path / 'state.json').read_text())
+    if st['recipe'] != r:
+        raise SystemExit(f'{path} was written by another recipe: {st["recipe"]}')
+    model.load_state_dict(load_file(str(path / 'model.safetensors')), strict=False)
+    model.tie_weights()
+    opt.load_state_dict(torch.load(path / 'optimizer.pt', weights_only=True))
+    return st['step'], st['loss_curve'], st['seconds']
+
+
+def train_model(
+    name, device='cpu', tokens=None, threads=None, recipe='v1', resume=False, folder=PRETRAIN, save_every=None
+):
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
-    from modelopt_nb.data import corpus_blocks
     from modelopt_nb.core import describe
 
     if threads:
         torch.set_num_threads(threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    r = dict(RECIPE)
+    r = dict(RECIPES[recipe], recipe=recipe)
     r['tokens'] = tokens or r['tokens']
+    if save_every:
+        r['save_every'] = save_every
     tok = AutoTokenizer.from_pretrained(TOK_DIR)
     cfg = Qwen3Config(
         **COMMON, **SHAPES[name], bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
@@ -118,11 +221,10 @@ def train_model(name, device='cpu', tokens=None, threads=None):
     model = Qwen3ForCausalLM(cfg).to(device)
     model.train()
     steps = r['tokens'] // (r['seq_len'] * r['batch_size'])
-    data = corpus_blocks(tok, 'train', r['seq_len'], max_blocks=steps * r['batch_size'])
+    data = training_blocks(tok, r, steps, folder)
     g = torch.Generator().manual_seed(r['seed'])
-    epochs = math.ceil(
-        steps * r['batch_size'] / len(data)
-    )  # the budget may exceed one pass over the split: reshuffle each epoch
+    # the budget may exceed one pass over the data: reshuffle each epoch
+    epochs = math.ceil(steps * r['batch_size'] / len(data))
     order = torch.cat([torch.randperm(len(data), generator=g) for _ in range(epochs)])
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -132,13 +234,23 @@ def train_model(name, device='cpu', tokens=None, threads=None):
         betas=(0.9, 0.95),
         eps=1e-8,
     )
-    print(f'{name}: {describe(model)}; {steps} steps of {r["batch_size"]}x{r["seq_len"]} on {device}', flush=True)
-    log, t0 = [], time.time()
-    for step in range(steps):
-        ids = data.input_ids[order[step * r['batch_size'] : (step + 1) * r['batch_size']]].to(device)
+    state, start, log, prev = RUNS / f'{name}.state', 0, [], 0.0
+    if resume and state.exists():
+        start, log, prev = _load_state(state, model, opt, r)
+        print(f'{name}: resumed at step {start}', flush=True)
+    cuda = device.startswith('cuda')
+    print(
+        f'{name}: {describe(model)}; {steps} steps of {r["batch_size"]}x{r["seq_len"]} on {device}; '
+        f'{len(data):,} blocks ({epochs} passes)',
+        flush=True,
+    )
+    t0 = time.time()
+    for step in range(start, steps):
+        ids = data[order[step * r['batch_size'] : (step + 1) * r['batch_size']]].to(device)
         for gr in opt.param_groups:
             gr['lr'] = lr_at(step, steps, r)
-        loss = model(input_ids=ids, labels=ids).loss
+        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cuda):
+            loss = model(input_ids=ids, labels=ids).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), r['grad_clip'])
@@ -147,10 +259,13 @@ def train_model(name, device='cpu', tokens=None, threads=None):
         if step % 20 == 0 or step == steps - 1:
             el = time.time() - t0
             print(
-                f'  step {step}/{steps} loss {loss.item():.4f} lr {lr_at(step, steps, r):.2e} {(step + 1) * r["batch_size"] * r["seq_len"] / el:.0f} tok/s',
+                f'  step {step}/{steps} loss {loss.item():.4f} lr {lr_at(step, steps, r):.2e} '
+                f'{(step + 1 - start) * r["batch_size"] * r["seq_len"] / el:.0f} tok/s',
                 flush=True,
             )
-    train_s = time.time() - t0
+        if r.get('save_every') and (step + 1) % r['save_every'] == 0 and step + 1 < steps:
+            _save_state(state, model, opt, step + 1, log, r, prev + time.time() - t0)
+    train_s = prev + time.time() - t0
     from safetensors.torch import save_file
 
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -167,15 +282,16 @@ def train_model(name, device='cpu', tokens=None, threads=None):
         recipe=r,
         steps=steps,
         train_tokens=steps * r['batch_size'] * r['seq_len'],
+        data_tokens=len(data) * r['seq_len'],
         train_seconds=round(train_s, 1),
         device=device,
-        device_name=(
-            torch.cuda.get_device_name() if device.startswith('cuda') else platform.processor() or platform.machine()
-        ),
+        device_name=(torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()),
         torch=torch.__version__,
+        command=' '.join(['python', 'tools/train_tiny.py', *sys.argv[1:]]),
         loss_curve=log,
     )
     (RUNS / f'{name}.json').write_text(json.dumps(info))
+    shutil.rmtree(state, ignore_errors=True)  # the run is complete: its weights replace the resumable state
     print(f'{name}: trained in {train_s:.0f} s, final loss {sum(log[-20:]) / len(log[-20:]):.4f}', flush=True)
     return info
 
@@ -220,13 +336,22 @@ def finalize(name):
     return info
 
 
+def _corpus_words(i):
+    if i['recipe'].get('corpus', 'shipped') == 'shipped':
+        return "the training split of the corpus shipped with modelopt_nb (Jane Austen's novels and the Brown corpus)"
+    return (
+        'the pretraining corpus that `tools/build_pretrain_corpus.py` builds from registry packages (sources and licences '
+        "in `modelopt_nb/assets/corpus/ATTRIBUTION.md`) and the training split of the shipped corpus (Jane Austen's "
+        f"novels and the Brown corpus), the latter counted {i['recipe']['shipped_repeat']} times"
+    )
+
+
 def model_card(i):
     s = i['shape']
     return f"""# {i['name']}
 
-A {s['num_layers']}-layer Qwen3 (`Qwen3ForCausalLM`) trained from scratch by `tools/train_tiny.py` on the training split of the
-corpus shipped with modelopt_nb (Jane Austen's novels and the Brown corpus). It exists so that every tutorial and test runs on a
-laptop CPU, on a model whose layers have learned something. Part of [modelopt_nb](../../../../README.md); Apache-2.0.
+A {s['num_layers']}-layer Qwen3 (`Qwen3ForCausalLM`) trained from scratch by `tools/train_tiny.py` (recipe {i['recipe'].get('recipe', 'v1')}) on {_corpus_words(i)}.
+It exists so that every tutorial and test runs on a laptop CPU, on a model whose layers have learned something. Part of [modelopt_nb](../../../../README.md); Apache-2.0.
 
 | | |
 |---|---|
@@ -237,7 +362,7 @@ laptop CPU, on a model whose layers have learned something. Part of [modelopt_nb
 | vocab | {s['vocab_size']} (byte-level BPE trained on the same split), tied embeddings |
 | parameters | {i['params']:,} |
 | stored as | bfloat16 safetensors |
-| training | {i['train_tokens']:,} tokens ({i['steps']} steps of {i['recipe']['batch_size']} × {i['recipe']['seq_len']}), AdamW lr {i['recipe']['lr']} cosine, seed {i['recipe']['seed']} |
+| training | {i['train_tokens']:,} tokens ({i['steps']} steps of {i['recipe']['batch_size']} × {i['recipe']['seq_len']}; {i.get('data_tokens', i['train_tokens']):,} tokens of text), AdamW lr {i['recipe']['lr']} cosine, seed {i['recipe']['seed']} |
 | training time | {i['train_seconds']:.0f} s on {i['device']} ({i['device_name']}), torch {i['torch']} |
 | held-out perplexity | {i['heldout']['perplexity']:.2f} (loss {i['heldout']['loss']:.4f} nats/token, {i['heldout']['tokens']:,} tokens) |
 | held-out bits per byte | {i['heldout']['bits_per_byte']:.4f} |
@@ -246,13 +371,14 @@ Greedy sample (prompt "It is a truth universally acknowledged, that"):
 
 > {i['sample'].replace(chr(10), ' ')}
 
-Rebuild: `.venv/bin/python tools/train_tiny.py all` (add `--device cuda` on a GPU). Training loss per step is in `training.json`.
+Rebuild: `{i.get('command', 'python tools/train_tiny.py all')}`, then `python tools/train_tiny.py finalize {i['name']}`.
+Training loss per step is in `training.json`.
 """
 
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('what', choices=['tokenizer', 'all', 'finalize', *SHAPES])
+    ap.add_argument('what', choices=['tokenizer', 'tokens', 'all', 'finalize', *SHAPES])
     ap.add_argument('names', nargs='*', help='with finalize: the models to finalize (default: both)')
     ap.add_argument(
         '--train-only', action='store_true', help='train and write runs/tiny/NAME.* only (e.g. on a GPU machine)'
@@ -260,12 +386,23 @@ if __name__ == '__main__':
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--tokens', type=int, default=None, help='override the recipe token budget (for a quick check)')
     ap.add_argument('--threads', type=int, default=None)
+    ap.add_argument('--recipe', choices=sorted(RECIPES), default='v1')
+    ap.add_argument('--resume', action='store_true', help='continue from runs/tiny/NAME.state when it exists')
+    ap.add_argument('--pretrain', default=str(PRETRAIN), help='the pretraining corpus folder (recipe v2)')
+    ap.add_argument(
+        '--save-every', type=int, default=None, help='steps between resumable states (runs/tiny/NAME.state)'
+    )
     a = ap.parse_args()
     if a.what in ('tokenizer', 'all'):
         train_tokenizer()
+    if a.what == 'tokens':  # tokenize recipe v2's stream once (cached in runs/tiny/), e.g. before a GPU run
+        from transformers import AutoTokenizer
+
+        ids = pretrain_tokens(AutoTokenizer.from_pretrained(TOK_DIR), RECIPES['v2'], a.pretrain)
+        print(f'recipe v2 stream: {len(ids):,} tokens -> {sorted(RUNS.glob("pretrain-tokens-*.npy"))}')
     for name in SHAPES:
         if a.what in (name, 'all'):
-            train_model(name, a.device, a.tokens, a.threads)
+            train_model(name, a.device, a.tokens, a.threads, a.recipe, a.resume, a.pretrain, a.save_every)
             if not a.train_only:
                 finalize(name)
         if a.what == 'finalize' and (not a.names or name in a.names):
