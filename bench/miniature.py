@@ -113,6 +113,8 @@ def verdicts(res) -> dict:
 def table(res) -> str:
     v, T = res['verdicts'], ('heldout', 'outside')
     card = res['teacher_card']
+    met = lambda ok: 'met' if ok else 'not met'
+    row = lambda label, goal, cell: f'| {label} | {goal} | ' + ' | '.join(cell(t) for t in T) + ' |'
     lines = [
         '# The embedded teacher as a miniature: the three lessons',
         '',
@@ -127,31 +129,28 @@ def table(res) -> str:
         '',
         '| measure | goal | held-out split | outside text |',
         '|---|---|---|---|',
-        '| teacher perplexity | | ' + ' | '.join(f'{res["teacher"][t]["ppl"]:.2f}' for t in T) + ' |',
-        '| 1. bi 24 layers: perplexity increase | ≤ half the random median | '
-        + ' | '.join(f'+{v[t]["bi_increase"]:.1f}' for t in T)
-        + ' |',
-        '| 1. random 12-layer drops: median increase (5 draws) | | '
-        + ' | '.join(f'+{v[t]["random_median_increase"]:.1f}' for t in T)
-        + ' |',
-        '| 1. bi / random median | ≤ 0.5 | '
-        + ' | '.join(f'{v[t]["bi_over_random"]:.2f} ({"met" if v[t]["metric_matters"] else "not met"})' for t in T)
-        + ' |',
-        '| 2. logit KD: bits/byte (mean of seeds) | lower than fine-tuning | '
-        + ' | '.join(f'{v[t]["kd_bpb"]:.4f}' for t in T)
-        + ' |',
-        '| 2. LM fine-tuning: bits/byte (mean of seeds) | | ' + ' | '.join(f'{v[t]["ft_bpb"]:.4f}' for t in T) + ' |',
-        '| 2. KD beats fine-tuning | yes | '
-        + ' | '.join('met' if v[t]['teacher_teaches'] else 'not met' for t in T)
-        + ' |',
-        '| 3. analog bits/byte | | ' + ' | '.join(f'{res["analog"][t]["bpb"]:.4f}' for t in T) + ' |',
-        '| 3. analog − distilled student, bits/byte | > seed spread | '
-        + ' | '.join(
-            f'{v[t]["analog_minus_student_bpb"]:+.4f} (spread {v[t]["seed_spread_bpb"]:.4f}; '
-            f'{"met" if v[t]["student_beats_analog"] else "not met"})'
-            for t in T
-        )
-        + ' |',
+        row('teacher perplexity', '', lambda t: f'{res["teacher"][t]["ppl"]:.2f}'),
+        row(
+            '1. bi 24 layers: perplexity increase', '≤ half the random median', lambda t: f'+{v[t]["bi_increase"]:.1f}'
+        ),
+        row(
+            '1. random 12-layer drops: median increase (5 draws)',
+            '',
+            lambda t: f'+{v[t]["random_median_increase"]:.1f}',
+        ),
+        row(
+            '1. bi / random median', '≤ 0.5', lambda t: f'{v[t]["bi_over_random"]:.2f} ({met(v[t]["metric_matters"])})'
+        ),
+        row('2. logit KD: bits/byte (mean of seeds)', 'lower than fine-tuning', lambda t: f'{v[t]["kd_bpb"]:.4f}'),
+        row('2. LM fine-tuning: bits/byte (mean of seeds)', '', lambda t: f'{v[t]["ft_bpb"]:.4f}'),
+        row('2. KD beats fine-tuning', 'yes', lambda t: met(v[t]['teacher_teaches'])),
+        row('3. analog bits/byte', '', lambda t: f'{res["analog"][t]["bpb"]:.4f}'),
+        row(
+            '3. analog − distilled student, bits/byte',
+            '> seed spread',
+            lambda t: f'{v[t]["analog_minus_student_bpb"]:+.4f} (spread {v[t]["seed_spread_bpb"]:.4f}; '
+            f'{met(v[t]["student_beats_analog"])})',
+        ),
         '',
         'Perplexities of the random drops (held-out / outside): '
         + '; '.join(f'{r["heldout"]["ppl"]:.1f} / {r["outside"]["ppl"]:.1f}' for r in res['depth']['random'])

@@ -51,33 +51,23 @@ COMMON = dict(
     initializer_range=0.02,
 )
 # the recipes (each the same for both models)
+V1 = dict(
+    corpus='shipped',
+    seq_len=256,
+    batch_size=16,
+    tokens=2_621_440,
+    lr=3e-3,
+    min_lr_frac=0.1,
+    warmup_steps=40,
+    weight_decay=0.1,
+    grad_clip=1.0,
+    seed=0,
+)
 RECIPES = {
-    'v1': dict(
-        corpus='shipped',
-        seq_len=256,
-        batch_size=16,
-        tokens=2_621_440,
-        lr=3e-3,
-        min_lr_frac=0.1,
-        warmup_steps=40,
-        weight_decay=0.1,
-        grad_clip=1.0,
-        seed=0,
-    ),
-    # the pretraining corpus, the shipped training split counted `shipped_repeat` times, about 4 passes in all
+    'v1': V1,
+    # the pretraining corpus, the shipped training split counted `shipped_repeat` times: about 4 passes in all
     'v2': dict(
-        corpus='pretrain',
-        shipped_repeat=2,
-        seq_len=256,
-        batch_size=128,
-        tokens=104_857_600,
-        lr=3e-3,
-        min_lr_frac=0.1,
-        warmup_steps=200,
-        weight_decay=0.1,
-        grad_clip=1.0,
-        seed=0,
-        save_every=250,
+        V1, corpus='pretrain', shipped_repeat=2, batch_size=128, tokens=104_857_600, warmup_steps=200, save_every=250
     ),
 }
 RECIPE = RECIPES['v1']
