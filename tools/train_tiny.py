@@ -125,7 +125,8 @@ def pretrain_tokens(tok, r, folder=PRETRAIN):
     man = Path(folder) / 'manifest.json'
     if not man.exists():
         raise SystemExit(f'{man} is missing: build the corpus with `python tools/build_pretrain_corpus.py` first')
-    key = hashlib.sha256(man.read_bytes() + (TOK_DIR / 'tokenizer.json').read_bytes()).hexdigest()[:16]
+    files = json.dumps(sorted((k, v['sha256']) for k, v in json.loads(man.read_text())['sources'].items()))
+    key = hashlib.sha256(files.encode() + (TOK_DIR / 'tokenizer.json').read_bytes()).hexdigest()[:16]
     cache = RUNS / f'pretrain-tokens-{key}.npy'
     if cache.exists():
         pre = np.load(cache)
