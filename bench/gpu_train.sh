@@ -7,7 +7,7 @@
 # here with `python tools/train_tiny.py finalize`. A stopped run continues with RESUME=1 (carry runs/tiny/*.state).
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-out/gpu}; mkdir -p "$OUT"
-LIMIT=${LIMIT:-480}
+LIMIT=${LIMIT:-540}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers, tokenizers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'tokenizers', tokenizers.__version__)" | tee -a "$OUT/gpu.txt"
 extra=""; [ "${RESUME:-0}" = 1 ] && extra="--resume"
