@@ -191,7 +191,15 @@ def _load_state(path, model, opt, r):
 
 
 def train_model(
-    name, device='cpu', tokens=None, threads=None, recipe='v1', resume=False, folder=PRETRAIN, save_every=None
+    name,
+    device='cpu',
+    tokens=None,
+    threads=None,
+    recipe='v1',
+    resume=False,
+    folder=PRETRAIN,
+    save_every=None,
+    micro_batch=None,
 ):
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
@@ -231,6 +239,9 @@ def train_model(
         start, log, prev = _load_state(state, model, opt, r)
         print(f'{name}: resumed at step {start}', flush=True)
     cuda = device.startswith('cuda')
+    micro = micro_batch or (r['batch_size'] if cuda else 16)  # a CPU holds 16 blocks' activations, not 256
+    if r['batch_size'] % micro:
+        raise SystemExit(f'--micro-batch {micro} must divide the batch of {r["batch_size"]}')
     print(
         f'{name}: {describe(model)}; {steps} steps of {r["batch_size"]}x{r["seq_len"]} on {device}; '
         f'{len(data):,} blocks ({epochs} passes)',
@@ -241,17 +252,20 @@ def train_model(
         ids = data[order[step * r['batch_size'] : (step + 1) * r['batch_size']]].to(device)
         for gr in opt.param_groups:
             gr['lr'] = lr_at(step, steps, r)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cuda):
-            loss = model(input_ids=ids, labels=ids).loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for mb in ids.split(micro):  # equal micro-batches of whole blocks: the mean of their means is the batch's
+            with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cuda):
+                part = model(input_ids=mb, labels=mb).loss * len(mb) / len(ids)
+            part.backward()
+            loss += part.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), r['grad_clip'])
         opt.step()
-        log.append(round(loss.item(), 4))
+        log.append(round(loss, 4))
         if step % 20 == 0 or step == steps - 1:
             el = time.time() - t0
             print(
-                f'  step {step}/{steps} loss {loss.item():.4f} lr {lr_at(step, steps, r):.2e} '
+                f'  step {step}/{steps} loss {loss:.4f} lr {lr_at(step, steps, r):.2e} '
                 f'{(step + 1 - start) * r["batch_size"] * r["seq_len"] / el:.0f} tok/s',
                 flush=True,
             )
@@ -379,6 +393,12 @@ if __name__ == '__main__':
     ap.add_argument('--tokens', type=int, default=None, help='override the recipe token budget (for a quick check)')
     ap.add_argument('--threads', type=int, default=None)
     ap.add_argument('--recipe', choices=sorted(RECIPES), default='v1')
+    ap.add_argument(
+        '--micro-batch',
+        type=int,
+        default=None,
+        help='blocks per forward pass (default: the batch on a GPU, 16 on a CPU)',
+    )
     ap.add_argument('--resume', action='store_true', help='continue from runs/tiny/NAME.state when it exists')
     ap.add_argument('--pretrain', default=str(PRETRAIN), help='the pretraining corpus folder (recipe v2)')
     ap.add_argument(
@@ -394,7 +414,9 @@ if __name__ == '__main__':
         print(f'recipe v2 stream: {len(ids):,} tokens -> {sorted(RUNS.glob("pretrain-tokens-*.npy"))}')
     for name in SHAPES:
         if a.what in (name, 'all'):
-            train_model(name, a.device, a.tokens, a.threads, a.recipe, a.resume, a.pretrain, a.save_every)
+            train_model(
+                name, a.device, a.tokens, a.threads, a.recipe, a.resume, a.pretrain, a.save_every, a.micro_batch
+            )
             if not a.train_only:
                 finalize(name)
         if a.what == 'finalize' and (not a.names or name in a.names):
