@@ -35,6 +35,7 @@ PEERS = {  # peer -> pinned packages (torch is installed first, alone, so the CP
 GENSIM_PIN = 'gensim==4.4.0'  # its wheel ships the Wikipedia sample used as the outside text
 WIKI_MEMBER = 'gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2'
 
+SPARSITY_OURS = ('magnitude', 'wanda', 'sparsegpt', 'wanda-sequential', 'alps')
 # row -> title, target, our candidates (label: kind, registry name, options), peer jobs (peer, method)
 ROWS = {
     'depth': dict(title='depth 30 → 20 layers', target=dict(num_layers=20),
@@ -44,10 +45,10 @@ ROWS = {
                         ('angular/contiguous', 'depth', 'angular', dict(policy='contiguous'))],
                   peers=[('optipfair', 'last'), ('optipfair', 'cosine-importance')]),
     'sparse50': dict(title='50% unstructured', target=dict(sparsity=0.5),
-                     ours=[(m, 'sparsity', m, {}) for m in ('magnitude', 'wanda', 'sparsegpt', 'wanda-sequential')],
+                     ours=[(m, 'sparsity', m, {}) for m in SPARSITY_OURS],
                      peers=[('llmcompressor', 'wanda'), ('llmcompressor', 'sparsegpt')]),
     'nm24': dict(title='2:4 semi-structured', target=dict(nm='2:4'),
-                 ours=[(m, 'sparsity', m, {}) for m in ('magnitude', 'wanda', 'sparsegpt', 'wanda-sequential')],
+                 ours=[(m, 'sparsity', m, {}) for m in SPARSITY_OURS],
                  peers=[('llmcompressor', 'wanda'), ('llmcompressor', 'sparsegpt')]),
     'mlp': dict(title='MLP 1536 → 768 (every layer)', target=dict(intermediate_size=768),
                 ours=[(f'{m}{r}', 'width', m, dict(reconstruct=bool(r)))
