@@ -236,15 +236,16 @@ def reload_and_measure(folder: Path, blocks: dict) -> dict:
 class Ours:
     "The library's candidates on one loaded model; the calibration is gathered once and its time added where needed."
 
-    def __init__(self, model, tok, blocks):
+    def __init__(self, model, tok, blocks, recalibrate=False):
         self.model, self.tok, self.blocks, self._cal, self.cal_s = model, tok, blocks, None, 0.0
+        self.recalibrate = recalibrate  # measure the calibration (and its time) again instead of reading the cache
 
     def calibration(self):
         "The model's Calibration on the calibration tokens, saved in .peers/data/calibration/ with its time."
         from modelopt_nb.calibrate import Calibration, calibrate
 
         folder, timing = DATA / 'calibration', DATA / 'calibration-time.json'
-        if self._cal is None and (folder / 'calibration.json').exists() and timing.exists():
+        if self._cal is None and not self.recalibrate and (folder / 'calibration.json').exists() and timing.exists():
             self._cal, self.cal_s = Calibration.load(folder), json.loads(timing.read_text())['seconds']
             self._cal.check(self.model)
         if self._cal is None:
@@ -252,7 +253,7 @@ class Ours:
             self._cal = calibrate(self.model, self.blocks['calibration'], progress=False)
             self.cal_s = time.time() - t0
             self._cal.save(folder, overwrite=True)
-            timing.write_text(json.dumps(dict(seconds=self.cal_s)))
+            timing.write_text(json.dumps(dict(seconds=self.cal_s, load=round(os.getloadavg()[0], 1))))
             log(f'calibration: {self.cal_s:.1f} s')
         return self._cal
 
@@ -370,7 +371,8 @@ def cached(row, tool, method) -> dict | None:
 
 
 def store(rec: dict) -> dict:
-    "Cache a record."
+    "Cache a record, with the machine's 1-minute load average as the job ended (its time is only as quiet as that)."
+    rec.setdefault('load', round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg') else None)
     f = cache_file(rec['row'], rec['tool'], rec['method'])
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(rec, indent=1))
@@ -395,7 +397,7 @@ def run_all(args) -> dict:
     if base is None:
         base = store(dict(row='base', tool='base', method='base', status='ok', params=count_params(model),
                           reloads=True, time_s=0.0) | evaluate(model, blocks))
-    ours = Ours(model, tok, blocks)
+    ours = Ours(model, tok, blocks, args.recalibrate)
     for row in args.rows:
         spec = ROWS[row]
         jobs = ([('ours', c) for c in spec['ours']] if not args.no_ours else []) + \
@@ -405,6 +407,8 @@ def run_all(args) -> dict:
             rec = None if args.redo else cached(row, tool, method)
             if rec and args.retry and rec['status'] in ('failed', 'timeout'):
                 rec = None
+            if args.only and method not in args.only:
+                continue
             if rec is None:
                 t0 = time.time()
                 rec = (run_ours(ours, row, *job) if what == 'ours' else
@@ -451,8 +455,9 @@ def summarize(base: dict) -> dict:
 def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     return (f'{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()}, OMP_NUM_THREADS='
-            f'{os.environ.get("OMP_NUM_THREADS", "unset")}, load average {load:.1f} when the table was written '
-            '(shared with other jobs: times are noisy)')
+            f'{os.environ.get("OMP_NUM_THREADS", "unset")}, load average {load:.1f} when the table was written; '
+            'beside each time, the 1-minute load average as that job ended, where recorded (2 = the two cores busy: '
+            'times from a busier machine are longer)')
 
 
 def versions() -> dict:
@@ -504,8 +509,9 @@ def table(s: dict) -> str:
                 rel = 'yes' if r.get('reloads') else 'no'
                 params = f"{r['params']:,}" + (f" ({r['zero_fraction']:.0%} zero)" if r.get('zero_fraction', 0) > 0.05
                                                else '')
+                t = _f(r.get('time_s'), '.1f') + (f" (load {r['load']})" if r.get('load') is not None else '')
                 out.append(f"| {row['title']} | {name} | {_f(r['heldout_ppl'])} | {_f(r['outside_ppl'])} | "
-                           f"{_f(r['calibration_ppl'])} | {params} | {_f(r.get('time_s'), '.1f')} | {rel} | {vs} |")
+                           f"{_f(r['calibration_ppl'])} | {params} | {t} | {rel} | {vs} |")
             else:
                 why = r.get('error') or r.get('reload_error', '')
                 rel = 'no' if r.get('reloads') is False else ''
@@ -529,6 +535,9 @@ def main(argv=None):
     ap.add_argument('--retry', action='store_true', help='run again what failed or ran out of time')
     ap.add_argument('--limit-min', type=float, default=15, help='time limit of one peer job, in minutes')
     ap.add_argument('--table', action='store_true', help='only rewrite the table from the cached results')
+    ap.add_argument('--only', nargs='*', default=None, help='run only these methods of the rows (ours and peers)')
+    ap.add_argument('--recalibrate', action='store_true',
+                    help="measure our calibration pass again (its cached time may come from a busier machine)")
     args = ap.parse_args(argv)
     if args.table:
         base = cached('base', 'base', 'base')
