@@ -223,6 +223,21 @@ def sync_config(self: DecoderAdapter):
         if hasattr(p.layer, 'hidden_size'): p.layer.hidden_size = c.hidden_size
     self.model.vocab_size = c.vocab_size
 
+# %% ../nbs/00_core.ipynb #ac952fea
+@patch
+def check_shape(self: DecoderAdapter,
+                **widths,   # config fields and their new values, e.g. hidden_size=448, num_attention_heads=6
+               ):
+    "Raise `ValueError` when the model's config class refuses these widths (its checkpoint would not save or load)."
+    c = copy.deepcopy(self.config)
+    c.head_dim = self.head_dim                      # width pruning writes it explicitly
+    for k, v in widths.items(): setattr(c, k, v)
+    if not callable(getattr(c, 'validate', None)): return
+    try: c.validate()
+    except Exception as e:
+        why = e.__cause__ or e
+        raise ValueError(f"{type(c).__name__} refuses {widths}: {why}") from None
+
 # %% ../nbs/00_core.ipynb #d307de66
 def human_count(n: float) -> str:
     "`8_190_000_000` → `'8.19B'`."

@@ -281,8 +281,10 @@ def check_width_targets(model,                     # a supported decoder
     if H // KV > g:
         raise ValueError(f"{H} query heads over {KV} KV heads means {H//KV} per group, but each group has only {g}: "
                          f"keep at most {KV*g} query heads, or more KV heads")
-    return dict(intermediate_size=I or ad.intermediate_size, num_heads=H, num_kv_heads=KV,
-                hidden_size=D or ad.hidden_size)
+    t = dict(intermediate_size=I or ad.intermediate_size, num_heads=H, num_kv_heads=KV, hidden_size=D or ad.hidden_size)
+    ad.check_shape(intermediate_size=t['intermediate_size'], num_attention_heads=H, num_key_value_heads=KV,
+                   hidden_size=t['hidden_size'])          # the config class's own rules (e.g. Llama: hidden % heads)
+    return t
 
 # %% ../nbs/08_width.ipynb #d7378e9f
 def _top(scores, k, sort) -> list[int]:
