@@ -60,7 +60,8 @@ ROWS = {
                   ours=[(f'{m}{r}', 'width', m, dict(reconstruct=bool(r)))
                         for m in ('activation', 'magnitude', 'hybrid') for r in ('', '+reconstruct')],
                   peers=[('torch-pruning', 'magnitude'), ('torch-pruning', 'taylor'), ('torch-pruning', 'activation')]),
-    'hidden': dict(title='hidden 576 → 448', target=dict(hidden_size=448),
+    # LlamaConfig needs the hidden size to be a multiple of the 9 heads: 450 = 9 x 50 (448 is refused at save)
+    'hidden': dict(title='hidden 576 → 450', target=dict(hidden_size=450),
                    ours=[(f'{m}{r}', 'width', m, dict(reconstruct=bool(r)))
                          for m in ('activation', 'magnitude', 'hybrid') for r in ('', '+reconstruct')],
                    peers=[('torch-pruning', 'magnitude'), ('torch-pruning', 'taylor'),
