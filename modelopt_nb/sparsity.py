@@ -448,17 +448,22 @@ def sparsegpt_prune(W: torch.Tensor,     # weight [out, in] (any dtype and devic
     return W, mask
 
 # %% ../nbs/10_sparsity.ipynb #530cd9d5
-def _sparsegpt_layer(lins, stats, sparsity, nm, scope, blocksize=128, percdamp=0.01) -> dict:
-    "Prune one layer's `lins` with SparseGPT from their inputs' Gram matrices `stats`, in place: keep-masks (CPU)."
-    factors, masks = {}, {}
+def _prune_matrices(lins, stats, prepare, prune_one) -> dict:
+    "Prune each of a layer's `lins` in place by `prune_one(weight, prepare(its input stat))` → (weight, keep-mask)."
+    prepared, masks = {}, {}                       # `prepare` runs once per input statistic (q, k and v share one)
     for s in lins:
         key = IN_STAT[s.role]
-        if key not in factors: factors[key] = _inverse_factor(stats[key], percdamp)
+        if key not in prepared: prepared[key] = prepare(stats[key])
         w = s.module.weight
-        W, mk = sparsegpt_prune(w, None, sparsity, nm, per_row=scope == 'row', blocksize=blocksize, U=factors[key])
+        W, mk = prune_one(w, prepared[key])
         w.data.copy_(W.to(w.dtype) * mk)
         masks[s.name] = mk.cpu()
     return masks
+
+def _sparsegpt_layer(lins, stats, sparsity, nm, scope, blocksize=128, percdamp=0.01) -> dict:
+    "Prune one layer's `lins` with SparseGPT from their inputs' Gram matrices `stats`, in place: keep-masks (CPU)."
+    return _prune_matrices(lins, stats, lambda H: _inverse_factor(H, percdamp), lambda w, U: sparsegpt_prune(
+        w, None, sparsity, nm, per_row=scope == 'row', blocksize=blocksize, U=U))
 
 def _sparsegpt(model, sparsity=None, nm=None, scope='layer', calibration=None, blocks=None, batch_size=8) -> dict:
     "SparseGPT, sequential over the decoder layers (the `prune` of `SPARSITY_METHODS['sparsegpt']`)."
@@ -575,15 +580,8 @@ def alps_prune(W: torch.Tensor,     # weight [out, in] (any dtype and device)
 # %% ../nbs/10_sparsity.ipynb #2a47ca77
 def _alps_layer(lins, stats, sparsity, nm, scope, percdamp=0.01) -> dict:
     "Prune one layer's `lins` with ALPS from their inputs' Gram matrices `stats`, in place: keep-masks (CPU)."
-    hess, masks = {}, {}
-    for s in lins:
-        key = IN_STAT[s.role]
-        if key not in hess: hess[key] = _normalized_hessian(stats[key], percdamp)
-        w = s.module.weight
-        W, mk = alps_prune(w, None, sparsity, nm, per_row=scope == 'row', hessian=hess[key])
-        w.data.copy_(W.to(w.dtype) * mk)
-        masks[s.name] = mk.cpu()
-    return masks
+    return _prune_matrices(lins, stats, lambda H: _normalized_hessian(H, percdamp), lambda w, h: alps_prune(
+        w, None, sparsity, nm, per_row=scope == 'row', hessian=h))
 
 def _alps(model, sparsity=None, nm=None, scope='layer', calibration=None, blocks=None, batch_size=8) -> dict:
     "ALPS, sequential over the decoder layers and within each (the `prune` of `SPARSITY_METHODS['alps']`)."
