@@ -535,6 +535,7 @@ def refit_width(model,            # the full-width model the plan was made for (
     ad = adapter(model)
     hd, KV, g = ad.head_dim, ad.num_kv_heads, ad.num_heads // ad.num_kv_heads
     cut_heads = plan.heads is not None or plan.kv_heads is not None
+    if not cut_heads and plan.mlp is None: return model   # hidden channels only: no o_proj/down_proj input is cut
     was = model.training; model.eval()
     try:
         inputs = layer_inputs(model, ids, batch_size)
