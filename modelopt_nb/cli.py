@@ -287,7 +287,7 @@ def prune_width_cmd(model: str,                 # a zoo name (e.g. tiny-qwen3-36
                     samples: int = 64,          # calibration sequences when calibrating now
                     seq_len: int = 256,         # tokens per calibration / held-out sequence
                     sort: bool = False,         # order kept units by importance
-                    reconstruct: bool = False,  # refit o_proj/down_proj to the kept units on calibration text (slower)
+                    reconstruct: bool = False,  # least-squares refit to the kept units on calibration text (slower)
                     dtype: str = None,          # fp32, bf16, fp16 (default: the loader's)
                     device: str = None,         # cpu, cuda, ... (default: cpu)
                     overwrite: bool = False,    # replace a non-empty --out

@@ -19,7 +19,7 @@ from .core import Option, Registry, adapter, check_blocks, layer_inputs, run_lay
 __all__ = ['AXES', 'HYBRID_HOW', 'WIDTH_IMPORTANCES', 'WIDTH_PLAN_FILE', 'REFIT_DAMP', 'magnitude_scores', 'activation_scores',
            'hybrid_scores', 'WidthImportance', 'width_scores', 'WidthPlan', 'load_width_plan', 'check_width_targets',
            'width_plan', 'check_width_plan', 'apply_width_plan', 'prune_width', 'sort_width', 'max_rel_diff',
-           'refit_width']
+           'refit_hidden', 'refit_width']
 
 # %% ../nbs/08_width.ipynb #f4721d57
 AXES = ('mlp', 'heads', 'hidden')
@@ -511,16 +511,83 @@ def _gram(layer, lin: nn.Linear, inputs: list, keep=False) -> tuple:
     finally: h.remove()
     return G, (list(zip(outs, xs)) if keep else None)
 
+def _ridge_solve(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    "Solve `(A + λI) X = B` in float64, λ = `REFIT_DAMP` × mean(diag A)."
+    A = A.double().clone()
+    A.diagonal().add_(REFIT_DAMP * A.diagonal().mean().clamp_min(1e-12))
+    return torch.linalg.solve(A, B.double())
+
+@torch.no_grad()
+def _set_columns(lin: nn.Linear, cols: list, Wc: torch.Tensor):
+    "Write `Wc` [out, len(cols)] into `lin`'s columns `cols`, zeros into the others."
+    new = torch.zeros_like(lin.weight)
+    new[:, torch.as_tensor(cols, dtype=torch.long, device=new.device)] = Wc.to(new.device, new.dtype)
+    lin.weight.copy_(new)
+
 @torch.no_grad()
 def _refit(lin: nn.Linear, G: torch.Tensor, keep: list):
     "Refit `lin`'s columns `keep` by ridge least squares on Gram matrix `G` (float64 solve); zero the other columns."
-    W, S = lin.weight, torch.as_tensor(keep, dtype=torch.long, device=G.device)
-    A = G.double()[S][:, S]
-    A.diagonal().add_(REFIT_DAMP * A.diagonal().mean().clamp_min(1e-12))
-    Ws = torch.linalg.solve(A, G.double()[S] @ W.detach().double().T.to(G.device)).T
-    new = torch.zeros_like(W)
-    new[:, S.to(W.device)] = Ws.to(W.device, W.dtype)
-    W.copy_(new)
+    S = torch.as_tensor(keep, dtype=torch.long, device=G.device)
+    _set_columns(lin, keep, _ridge_solve(G[S][:, S], G.double()[S] @ lin.weight.detach().double().T.to(G.device)).T)
+
+# %% ../nbs/08_width.ipynb #a5bbd340
+def _kept_norm(norm: nn.Module, D: list) -> nn.Module:
+    "A copy of `norm` acting on channels `D` alone (its gains sliced, no hooks): what the pruned model will run."
+    pn = copy.deepcopy(norm)
+    pn._forward_hooks.clear(); pn._forward_pre_hooks.clear()
+    _slice_norm(pn, D)
+    return pn
+
+@torch.no_grad()
+def _norm_grams(norms: list, D: list, run: Callable) -> tuple:
+    """(`[(Σ z'z'ᵀ [K, K], Σ z'zᵀ [K, N])` per norm in float32 over the tokens `run()` sends through it,
+    `run()`'s result);
+    z is a norm's output, z' its kept-channel copy's output on the kept channels of the same input."""
+    acc = [[None, None] for _ in norms]
+    def hook(a, kept):
+        def f(mod, args, out):
+            x = args[0]
+            z = out.reshape(-1, out.shape[-1]).float()
+            zk = kept(x.index_select(-1, torch.as_tensor(D, device=x.device))).reshape(-1, len(D)).float()
+            a[0] = zk.T @ zk if a[0] is None else a[0].addmm_(zk.T, zk)
+            a[1] = zk.T @ z if a[1] is None else a[1].addmm_(zk.T, z)
+        return f
+    hs = [n.register_forward_hook(hook(a, _kept_norm(n, D))) for a, n in zip(acc, norms)]
+    try: res = run()
+    finally:
+        for h in hs: h.remove()
+    return [tuple(a) for a in acc], res
+
+# %% ../nbs/08_width.ipynb #ff5e838f
+@torch.no_grad()
+def _refit_readers(lins, G: torch.Tensor, C: torch.Tensor, D: list):
+    "Refit columns `D` of each linear reading one norm so that `W_D' z' ≈ W z` (ridge least squares); zero the rest."
+    for lin in lins:
+        _set_columns(lin, D, _ridge_solve(G, C.double() @ lin.weight.detach().double().T.to(C.device)).T)
+
+# %% ../nbs/08_width.ipynb #8aff50c8
+@torch.no_grad()
+def refit_hidden(model,            # the full-width model the plan was made for (changed in place)
+                 plan: WidthPlan,  # its `hidden`: the embedding channels kept (None: nothing to do)
+                 blocks,           # calibration token blocks: `TokenBlocks` or a LongTensor [n, seq_len]
+                 batch_size=8,     # blocks per forward pass
+                ):
+    "Refit each layer's readers of the residual stream (q/k/v, gate/up) to the kept embedding channels."
+    ids = _check_reconstruct(model, blocks)
+    check_width_plan(model, plan)
+    if plan.hidden is None: return model
+    ad, D = adapter(model), list(plan.hidden)
+    was = model.training; model.eval()
+    try:
+        inputs = layer_inputs(model, ids, batch_size)
+        for l in range(ad.num_layers):
+            p = ad.parts(l)
+            (attn, mlp), nxt = _norm_grams([p.input_norm, p.post_attention_norm], D, lambda: run_layer(p.layer, inputs))
+            _refit_readers((p.q, p.k, p.v), *attn, D)
+            _refit_readers((p.gate, p.up), *mlp, D)
+            inputs = nxt                           # the next layer sees what this layer gave before its refit
+    finally: model.train(was)
+    return model
 
 # %% ../nbs/08_width.ipynb #344addd6
 @torch.no_grad()
@@ -529,13 +596,14 @@ def refit_width(model,            # the full-width model the plan was made for (
                 blocks,           # calibration token blocks: `TokenBlocks` or a LongTensor [n, seq_len]
                 batch_size=8,     # blocks per forward pass
                ):
-    "Refit each layer's `o_proj` (heads cut) and `down_proj` (neurons cut) to the kept units in turn; zero the rest."
+    """Refit each layer's `o_proj` (heads cut) and `down_proj` (neurons cut) to the kept units in turn, zeroing the
+    rest; then, when embedding channels are cut, the readers of the residual stream (`refit_hidden`)."""
     ids = _check_reconstruct(model, blocks)
     check_width_plan(model, plan)
     ad = adapter(model)
     hd, KV, g = ad.head_dim, ad.num_kv_heads, ad.num_heads // ad.num_kv_heads
     cut_heads = plan.heads is not None or plan.kv_heads is not None
-    if not cut_heads and plan.mlp is None: return model   # hidden channels only: no o_proj/down_proj input is cut
+    if not cut_heads and plan.mlp is None: return refit_hidden(model, plan, ids, batch_size)   # no o/down input cut
     was = model.training; model.eval()
     try:
         inputs = layer_inputs(model, ids, batch_size)
@@ -552,4 +620,4 @@ def refit_width(model,            # the full-width model the plan was made for (
             if not last: inputs = [((o.float() + X.float() @ (p.down.weight - old).float().T).to(o.dtype), kw)
                                    for (o, X), (_, kw) in zip(io, inputs)]
     finally: model.train(was)
-    return model
+    return refit_hidden(model, plan, ids, batch_size)
