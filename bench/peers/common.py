@@ -21,7 +21,12 @@ def load_job() -> dict:
 def load_model(job):
     "(model in float32 on the CPU, tokenizer) from the job's safetensors folder."
     model = AutoModelForCausalLM.from_pretrained(job['model'], dtype=torch.float32)
-    return model.eval(), AutoTokenizer.from_pretrained(job['model'])
+    try:
+        tok = AutoTokenizer.from_pretrained(job['model'])
+    except ValueError:  # a transformers 4 venv reading a tokenizer saved by transformers 5: the tokenizer.json suffices
+        from transformers import PreTrainedTokenizerFast
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(job['model']) / 'tokenizer.json'))
+    return model.eval(), tok
 
 
 def calibration_ids(job) -> torch.Tensor:

@@ -46,8 +46,16 @@ with Timer() as tm:
         num_heads[a.k_proj] = cfg.num_key_value_heads
         num_heads[a.v_proj] = cfg.num_key_value_heads
     example = ids[:1, :64]
+    # Only the projections whose output channels the row prunes are roots of a group; the others are ignored as
+    # roots (their inputs are still cut with the channels that feed them). Building a group for every projection
+    # makes torch-pruning's group search, quadratic in a group's index lists, run past 15 min on the k/v groups
+    # (RoPE and GQA reshapes couple them across all layers) even when their ratio is 0.
+    roots = {'mlp': ('gate_proj', 'up_proj'), 'heads': ('q_proj', 'k_proj', 'v_proj', 'o_proj'),
+             'hidden': ('o_proj', 'down_proj')}[row]
+    others = [m_ for lyr in layers for n_, m_ in list(lyr.self_attn.named_children()) + list(lyr.mlp.named_children())
+              if isinstance(m_, torch.nn.Linear) and n_ not in roots]
     pruner = tp.pruner.MetaPruner(model, example_inputs=example, importance=imp, global_pruning=False,
-                                  pruning_ratio=hidden, pruning_ratio_dict=d, ignored_layers=[model.lm_head],
+                                  pruning_ratio=hidden, pruning_ratio_dict=d, ignored_layers=[model.lm_head] + others,
                                   num_heads=num_heads, prune_num_heads=row == 'heads', prune_head_dims=False,
                                   head_pruning_ratio=heads, round_to=None,
                                   output_transform=lambda out: out.logits.sum())
