@@ -441,7 +441,7 @@ def _check_reconstruct(model, reconstruct) -> torch.Tensor | None:
 def apply_width_plan(model,            # a supported decoder of the shape the plan was made for
                      plan: WidthPlan,  # what to keep
                      inplace=False,    # modify `model` itself? (default: work on a deep copy)
-                     reconstruct=None, # calibration `TokenBlocks` / LongTensor [n, seq]: refit o/down first (None: off)
+                     reconstruct=None, # calibration blocks: refit first, `refit_width` (None: off)
                     ):
     "Perform the surgery `plan` describes; return the (new) model. The config follows."
     check_width_plan(model, plan)
@@ -470,7 +470,7 @@ def prune_width(model,                       # a supported decoder (Qwen3, Qwen2
                 importance='activation',     # a name in `WIDTH_IMPORTANCES` (or a `WidthImportance`)
                 inplace=False,               # modify `model` itself? (default: a pruned copy; `model` is untouched)
                 sort=False,                  # order what is kept by importance (sort then trim)?
-                reconstruct=None,            # calibration token blocks: refit o_proj/down_proj to the kept units
+                reconstruct=None,            # calibration token blocks: least-squares refit first (`refit_width`)
                ) -> tuple:
     "Prune MLP neurons, attention heads (by GQA group) and embedding channels; return `(model, WidthPlan)`."
     _check_reconstruct(model, reconstruct)
