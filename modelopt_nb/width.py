@@ -518,17 +518,19 @@ def _ridge_solve(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve(A, B.double())
 
 @torch.no_grad()
-def _set_columns(lin: nn.Linear, cols: list, Wc: torch.Tensor):
-    "Write `Wc` [out, len(cols)] into `lin`'s columns `cols`, zeros into the others."
-    new = torch.zeros_like(lin.weight)
-    new[:, torch.as_tensor(cols, dtype=torch.long, device=new.device)] = Wc.to(new.device, new.dtype)
-    lin.weight.copy_(new)
+def _refit_columns(lins, G: torch.Tensor, C: torch.Tensor, cols: list):
+    """Refit columns `cols` of each linear so that `W_cols' x' ≈ W x` (ridge least squares), zeros in the others:
+    `G = Σ x'x'ᵀ` over the kept inputs x', `C = Σ x'xᵀ` against the full inputs x."""
+    for lin in lins:
+        Wc = _ridge_solve(G, C.double() @ lin.weight.detach().double().T.to(C.device)).T
+        new = torch.zeros_like(lin.weight)
+        new[:, torch.as_tensor(cols, dtype=torch.long, device=new.device)] = Wc.to(new.device, new.dtype)
+        lin.weight.copy_(new)
 
-@torch.no_grad()
 def _refit(lin: nn.Linear, G: torch.Tensor, keep: list):
-    "Refit `lin`'s columns `keep` by ridge least squares on Gram matrix `G` (float64 solve); zero the other columns."
+    "Refit `lin`'s columns `keep` on the Gram matrix `G` of its full input (the kept inputs are a subset of it)."
     S = torch.as_tensor(keep, dtype=torch.long, device=G.device)
-    _set_columns(lin, keep, _ridge_solve(G[S][:, S], G.double()[S] @ lin.weight.detach().double().T.to(G.device)).T)
+    _refit_columns((lin,), G[S][:, S], G[S], keep)
 
 # %% ../nbs/08_width.ipynb #a5bbd340
 def _kept_norm(norm: nn.Module, D: list) -> nn.Module:
@@ -540,9 +542,8 @@ def _kept_norm(norm: nn.Module, D: list) -> nn.Module:
 
 @torch.no_grad()
 def _norm_grams(norms: list, D: list, run: Callable) -> tuple:
-    """(`[(Σ z'z'ᵀ [K, K], Σ z'zᵀ [K, N])` per norm in float32 over the tokens `run()` sends through it,
-    `run()`'s result);
-    z is a norm's output, z' its kept-channel copy's output on the kept channels of the same input."""
+    """(`[(Σ z'z'ᵀ [K, K], Σ z'zᵀ [K, N])` per norm, `run()`'s result): float32 sums over the tokens `run()` sends
+    through each norm, z its output, z' its kept-channel copy's output on the kept channels of the same input."""
     acc = [[None, None] for _ in norms]
     def hook(a, kept):
         def f(mod, args, out):
@@ -557,13 +558,6 @@ def _norm_grams(norms: list, D: list, run: Callable) -> tuple:
     finally:
         for h in hs: h.remove()
     return [tuple(a) for a in acc], res
-
-# %% ../nbs/08_width.ipynb #ff5e838f
-@torch.no_grad()
-def _refit_readers(lins, G: torch.Tensor, C: torch.Tensor, D: list):
-    "Refit columns `D` of each linear reading one norm so that `W_D' z' ≈ W z` (ridge least squares); zero the rest."
-    for lin in lins:
-        _set_columns(lin, D, _ridge_solve(G, C.double() @ lin.weight.detach().double().T.to(C.device)).T)
 
 # %% ../nbs/08_width.ipynb #8aff50c8
 @torch.no_grad()
@@ -583,8 +577,8 @@ def refit_hidden(model,            # the full-width model the plan was made for 
         for l in range(ad.num_layers):
             p = ad.parts(l)
             (attn, mlp), nxt = _norm_grams([p.input_norm, p.post_attention_norm], D, lambda: run_layer(p.layer, inputs))
-            _refit_readers((p.q, p.k, p.v), *attn, D)
-            _refit_readers((p.gate, p.up), *mlp, D)
+            _refit_columns((p.q, p.k, p.v), *attn, D)
+            _refit_columns((p.gate, p.up), *mlp, D)
             inputs = nxt                           # the next layer sees what this layer gave before its refit
     finally: model.train(was)
     return model
@@ -600,10 +594,16 @@ def refit_width(model,            # the full-width model the plan was made for (
     rest; then, when embedding channels are cut, the readers of the residual stream (`refit_hidden`)."""
     ids = _check_reconstruct(model, blocks)
     check_width_plan(model, plan)
+    if plan.heads is not None or plan.kv_heads is not None or plan.mlp is not None:
+        _refit_writers(model, plan, ids, batch_size)
+    return refit_hidden(model, plan, ids, batch_size)
+
+@torch.no_grad()
+def _refit_writers(model, plan: WidthPlan, ids: torch.Tensor, batch_size: int):
+    "The `o_proj`/`down_proj` pass of `refit_width`, layer by layer on the model's own (refit) activations."
     ad = adapter(model)
     hd, KV, g = ad.head_dim, ad.num_kv_heads, ad.num_heads // ad.num_kv_heads
     cut_heads = plan.heads is not None or plan.kv_heads is not None
-    if not cut_heads and plan.mlp is None: return refit_hidden(model, plan, ids, batch_size)   # no o/down input cut
     was = model.training; model.eval()
     try:
         inputs = layer_inputs(model, ids, batch_size)
@@ -620,4 +620,3 @@ def refit_width(model,            # the full-width model the plan was made for (
             if not last: inputs = [((o.float() + X.float() @ (p.down.weight - old).float().T).to(o.dtype), kw)
                                    for (o, X), (_, kw) in zip(io, inputs)]
     finally: model.train(was)
-    return refit_hidden(model, plan, ids, batch_size)
