@@ -611,14 +611,14 @@ def goal_section(s: dict) -> list:
                        (' ' + '; '.join(tried) + '.' if tried else ' No peer job has run yet.'))
             continue
         parts, met = [], True
+        best = {k: min(theirs, key=lambda r: r[f'{k}_ppl']) for k in ('heldout', 'outside')}
         for k, name in (('heldout', 'corpus'), ('outside', 'outside')):
             v = row['vs_peer'][k]
             short = v['ratio'] - GOAL
             met &= short <= 0
-            best = min(theirs, key=lambda r: r[f'{k}_ppl'])
             parts.append(f"{name} {v['ratio']:.3f} of {v['best_peer']}'s" +
                          ('' if short <= 0 else f" (short by {short:.3f}: {mine[f'{k}_ppl']:.2f} against the "
-                                                f"{GOAL * best[f'{k}_ppl']:.2f} the goal needs)"))
+                                                f"{GOAL * best[k][f'{k}_ppl']:.2f} the goal needs)"))
         close = [r for r in theirs if all(r[f'{k}_ppl'] <= 1.1 * min(t[f'{k}_ppl'] for t in theirs)
                                           for k in ('heldout', 'outside'))] or theirs
         fastest = min(close, key=lambda r: r['time_s'])
@@ -626,7 +626,6 @@ def goal_section(s: dict) -> list:
         met &= tr <= TIME_BOUND
         parts.append(f"time {mine['time_s']:.0f} s against {fastest['time_s']:.0f} s ({tr:.1f}x)")
         by = {r['method']: r for r in recs if r['tool'] == 'modelopt_nb'}
-        best = {k: min(theirs, key=lambda r: r[f'{k}_ppl']) for k in ('heldout', 'outside')}
         why = '' if met or row['row'] not in WHY else ' ' + WHY[row['row']](by, mine, best, b)
         out.append(head + ('met: ' if met else 'not met: ') + '; '.join(parts) + '.' + why)
     return out + ['']
