@@ -29,10 +29,15 @@ check-sync: install
 lint: install
 	$(BIN)/ruff check .
 
+# Each test step writes its checkpoints and runs under a private TMPDIR, removed when the step ends (passed or not),
+# so repeated test runs do not fill the disk; torch.compile's cache stays where it was (it is a cache, kept between runs).
+SCRATCH = t=$$(mktemp -d -t modelopt_nb-test.XXXXXX) && trap 'rm -rf "$$t"' EXIT && \
+  export TORCHINDUCTOR_CACHE_DIR=$${TORCHINDUCTOR_CACHE_DIR:-$${TMPDIR:-/tmp}/torchinductor_$$(id -un)} && TMPDIR=$$t
+
 # One torch thread per notebook worker: two busy-waiting torch pools on 2 cores slow each other about 4x.
 # MODELOPT_NB_QUICK=1: the tutorials run their smaller sizes (their stored outputs come from full runs).
 test-nbs: install
-	MODELOPT_NB_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
+	$(SCRATCH) MODELOPT_NB_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 # Debian Chromium for tests/test_browser.py, installed when missing and run as root (otherwise that test skips, saying why)
 chromium:
@@ -40,7 +45,7 @@ chromium:
 	  (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: tests/test_browser.py will skip"; fi
 
 test-py: install chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/
+	$(SCRATCH) $(BIN)/python -m pytest -q -p no:cacheprovider tests/
 
 # JupyterLab on nbs/ (127.0.0.1, random token, free port); notebooks saved from it are cleaned as nbdev_clean does
 lab: install
