@@ -318,7 +318,7 @@ class Ours:
         return m, time.time() - t0 + extra
 
     def distill(self, model, steps: int, masks=None):
-        "Logit distillation from the unpruned model (zeros kept when `masks`), on the calibration blocks the choice does not read."
+        "Logit distillation from the unpruned model (zeros kept when `masks`) on the calibration blocks the choice skips."
         import tempfile
 
         from modelopt_nb.distill import DistillConfig, distill
@@ -330,7 +330,8 @@ class Ours:
                                 logging_steps=max(1, steps // 4), progress=False)
             model, hist = distill(self.model, model, train, cfg,
                                   callbacks=[SparsityMaskCallback(masks)] if masks is not None else None)
-        log(f"{'masked ' if masks is not None else ''}distillation: " + ', '.join(f"step {h['step']} loss {h['loss']:.4f}" for h in hist if 'loss' in h))
+        losses = ', '.join(f"step {h['step']} loss {h['loss']:.4f}" for h in hist if 'loss' in h)
+        log(f"{'masked ' if masks is not None else ''}distillation: {losses}")
         return model
 
 
