@@ -40,7 +40,8 @@ SPARSITY_OURS = ('magnitude', 'wanda', 'sparsegpt', 'wanda-sequential', 'alps')
 # (KD_STEPS: 4 epochs of the 16 left, masked, after ALPS; HEAL_STEPS: 1 epoch after a structured cut, the most that
 # fits in TIME_BOUND x the peers' time there: they take under a minute, and a step here about 10 s), peak learning rate
 KD_STEPS, HEAL_STEPS, KD_LR = 16, 4, 1e-4
-KD_FAST_STEPS = 8   # masked, after SparseGPT: the steps (about 11 s each) that fit beside it in TIME_BOUND x the peers' SparseGPT
+# masked, after SparseGPT: the steps (about 11 s each) that fit beside it in TIME_BOUND x the peers' SparseGPT time
+KD_FAST_STEPS = 8
 # row -> title, target, our candidates (label: kind, registry name, options), peer jobs (peer, method)
 ROWS = {
     'depth': dict(title='depth 30 → 20 layers', target=dict(num_layers=20),
@@ -299,17 +300,15 @@ class Ours:
         needs_cal = 'calibration' in reg[name].needs
         cal = self.calibration() if needs_cal else None
         extra = self.cal_s if needs_cal else 0.0
-        t0 = time.time()
+        t0, masks = time.time(), None
         if kind == 'depth':
             m, _ = depth.prune_depth(self.model, target['num_layers'], calibration=cal, metric=name,
                                      policy=opts['policy'], batches=self.blocks['calibration'], progress=False)
-            masks = None
         elif kind == 'width':
             kw = dict(target)
             if opts.get('reconstruct'):
                 kw['reconstruct'] = self.blocks['calibration'][EVAL_BLOCKS:]   # out of the choice's sample, as below
             m, _ = width.prune_width(self.model, cal, importance=name, **kw)
-            masks = None
         else:
             kw = dict(target, calibration=cal)
             if 'blocks' in inspect.signature(sparsity.sparsify).parameters:
@@ -616,7 +615,7 @@ def _in_time_note(by: dict, best: dict, limit: float) -> str:
                       for r in fit) + '.')
 
 
-def _sparse_why(by: dict, mine: dict, best: dict) -> str:
+def _sparse_why(by: dict, best: dict) -> str:
     "Why an unstructured row falls short on the outside text: its best peer there runs our sequential Wanda."
     ws, peer = by.get('wanda-sequential'), best['outside']
     out = ''
@@ -625,8 +624,7 @@ def _sparse_why(by: dict, mine: dict, best: dict) -> str:
                f"`wanda-sequential` does, and the two agree (ours {ws['heldout_ppl']:.2f} / {ws['outside_ppl']:.2f}, "
                f"theirs {peer['heldout_ppl']:.2f} / {peer['outside_ppl']:.2f}): on the outside text the best peer runs "
                f"the same algorithm as one of our candidates, in {peer['time_s']:.0f} s. ")
-    rec = [r for r in by.values() if r['outside_ppl'] > peer['outside_ppl'] and r['heldout_ppl'] < ws['heldout_ppl']] \
-        if ws else []
+    rec = [r for r in by.values() if ws and r['heldout_ppl'] < ws['heldout_ppl'] and r['outside_ppl'] > peer['outside_ppl']]
     if rec:
         out += ('The candidates that win on the corpus fit the calibration domain and lose on the outside text: ' +
                 ', '.join(f"{r['method']} {r['heldout_ppl']:.2f} / {r['outside_ppl']:.2f} ({r['time_s']:.0f} s)"
@@ -635,7 +633,7 @@ def _sparse_why(by: dict, mine: dict, best: dict) -> str:
 
 
 WHY = {  # what the numbers cannot say: why a row falls short of the goal or has no peer figure
-    'sparse50': lambda by, mine, best, b: _sparse_why(by, mine, best),
+    'sparse50': lambda by, mine, best, b: _sparse_why(by, best),
     'depth': lambda by, mine, best, b: (
         'Block influence, angular distance and optipfair\'s cosine importance all drop the same 10 layers, so the cut '
         'alone is level by construction' + (
