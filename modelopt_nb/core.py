@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #878e0a8e
 from __future__ import annotations
-import copy, errno, hashlib, inspect, json, os, pickle, shutil, time, uuid
+import copy, errno, glob, hashlib, inspect, json, os, pickle, re, shutil, time, uuid, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -14,12 +14,13 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'SUPPORTED_MODEL_TYPES', 'PROJECTIONS', 'LAYER_CONFIG_KEYS', 'NEEDS', 'ZERO_OK', 'MARKER',
-           'UnsupportedModelError', 'check_supported', 'tiny_config', 'tiny_model', 'LayerParts', 'DecoderAdapter',
-           'adapter', 'context_length', 'human_count', 'human_bytes', 'count_params', 'ModelSummary', 'describe',
-           'Option', 'Registry', 'check_value', 'model_device', 'write_marker', 'read_marker', 'check_out_dir',
-           'is_main_process', 'on_main', 'check_token_ids', 'check_blocks', 'layer_inputs', 'run_layer',
-           'weights_fingerprint', 'check_device', 'check_safetensors', 'load_config', 'load_model', 'load_tokenizer',
-           'OutputError', 'write_error', 'write_folder', 'save_checkpoint']
+           'TOKENIZER_FILES', 'UnsupportedModelError', 'check_supported', 'tiny_config', 'tiny_model', 'LayerParts',
+           'DecoderAdapter', 'adapter', 'context_length', 'human_count', 'human_bytes', 'count_params', 'ModelSummary',
+           'describe', 'Option', 'Registry', 'check_value', 'model_device', 'write_marker', 'read_marker',
+           'resolve_path', 'check_out_dir', 'is_main_process', 'on_main', 'check_token_ids', 'check_blocks',
+           'layer_inputs', 'run_layer', 'weights_fingerprint', 'files_fingerprint', 'check_links', 'check_device',
+           'check_safetensors', 'load_config', 'load_model', 'has_tokenizer', 'load_tokenizer', 'OutputError',
+           'write_error', 'check_out_file', 'write_json', 'write_folder', 'save_checkpoint']
 
 # %% ../nbs/00_core.ipynb #e3bfa7e4
 LAYOUTS = {
@@ -451,13 +452,21 @@ def read_marker(folder) -> dict | None:
     except (OSError, ValueError): return None
 
 # %% ../nbs/00_core.ipynb #fde7e101
-def _check_overlap(path: Path, source):
-    "Refuse `path` when it is, holds or lies inside `source`."
-    if source is None: return
-    src = Path(source).expanduser().resolve()
-    if path == src or src.is_relative_to(path) or path.is_relative_to(src):
-        raise ValueError(f"Refusing to write {path}: it is, holds or lies inside {src}, the model's source. "
-                         "Choose another folder.")
+def resolve_path(path) -> Path:
+    "`path` with `~` expanded and made absolute, once: every check and write after it uses this one path."
+    return Path(os.path.expanduser(os.fspath(path))).resolve()
+
+def _input_paths(inputs) -> list[Path]:
+    "The local files and folders among `inputs` (a path, a list, None; zoo names and hub ids drop out), resolved."
+    if inputs is None or isinstance(inputs, (str, os.PathLike)): inputs = [inputs]
+    return [resolve_path(x) for x in inputs if x is not None and Path(os.path.expanduser(os.fspath(x))).exists()]
+
+def _check_overlap(path: Path, inputs):
+    "Refuse `path` when it is, holds or lies inside any of `inputs` (a model's source, a calibration, ...)."
+    for src in _input_paths(inputs):
+        if path == src or src.is_relative_to(path) or path.is_relative_to(src):
+            raise ValueError(f"Refusing to write {path}: it is, holds or lies inside {src}, an input of this run "
+                             "(the model's source, a teacher, a calibration or a tokenizer). Choose another folder.")
 
 def _check_writable(path: Path):
     "Refuse `path` when its nearest existing folder cannot be written."
@@ -470,10 +479,10 @@ def _check_writable(path: Path):
 # %% ../nbs/00_core.ipynb #a82b3f12
 def check_out_dir(path,            # the folder about to be written
                   overwrite=False, # may a non-empty folder be replaced? (only one that holds a previous output of ours)
-                  source=None,     # the folder the input was read from, if any
+                  source=None,     # the inputs (folders or files) the output may not overlap: a path or a list
                  ) -> Path:
-    "The resolved `path`, after refusing a file, overlap with `source`, a non-empty folder and an unwritable one."
-    path = Path(path).expanduser().resolve()
+    "The resolved `path`, after refusing a file, overlap with an input, a non-empty folder and an unwritable one."
+    path = resolve_path(path)
     _check_overlap(path, source)
     if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path} exists and is not a folder")
     if path.exists() and any(path.iterdir()):
@@ -595,7 +604,26 @@ def weights_fingerprint(model, # a supported decoder
         h.update(x.numpy().tobytes())
     return h.hexdigest()[:16]
 
+# %% ../nbs/00_core.ipynb #ec6402b6
+def files_fingerprint(folder, # a local folder (a model, a calibration...)
+                     ) -> str:
+    "A short hash of the names, sizes and modification times of the files under `folder` (not its `MARKER`)."
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).rglob('*') if p.is_file() and p.name != MARKER):
+        st = f.stat(); h.update(f'{f.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()[:16]
+
 # %% ../nbs/00_core.ipynb #79c5a100
+def check_links(folder, # a local folder about to be read
+               ) -> Path:
+    "Refuse a symbolic link in `folder` whose target lies outside it (its content would be copied into every output)."
+    folder = resolve_path(folder)
+    for f in folder.rglob('*'):
+        if f.is_symlink() and not resolve_path(f).is_relative_to(folder):
+            raise ValueError(f"{f} is a symbolic link to {os.readlink(f)}, outside {folder}: refusing to read it "
+                             "(copy the file into the folder instead)")
+    return folder
+
 def _resolve_source(name_or_path) -> tuple[str, bool]:
     "Return (`str` to pass to transformers, is it a local folder). A path-like name that does not exist is an error."
     s = os.fspath(name_or_path)
@@ -606,7 +634,7 @@ def _resolve_source(name_or_path) -> tuple[str, bool]:
         if not p.is_dir(): raise NotADirectoryError(f"Expected a model folder, got a file: {p}")
         if not (p/'config.json').exists():
             raise FileNotFoundError(f"{p} holds no config.json: not a transformers model folder")
-        return str(p.resolve()), True
+        return str(check_links(p)), True
     return s, False
 
 def _dtype(dtype):
@@ -666,8 +694,21 @@ def load_config(name_or_path, trust_remote_code=False):
     except OSError as e:
         if local: raise
         raise _hub_error(src, e) from e
+    except ValueError as e:
+        if not local: raise
+        raise ValueError(f"{Path(src)/'config.json'} cannot be read: {' '.join(str(e).split())[:300]}") from None
     check_supported(cfg)
     return cfg
+
+def _check_loading(src, info: dict):
+    "Refuse weights that do not match the config: missing, unexpected or mismatched tensors, named."
+    bad = {k: sorted(info.get(k) or []) for k in ('missing_keys', 'unexpected_keys', 'mismatched_keys')}
+    bad = {k: v for k, v in bad.items() if v}
+    if bad:
+        say = '; '.join(f"{k.split('_')[0]}: {', '.join(map(str, v[:4]))}{' ...' if len(v) > 4 else ''} ({len(v)})"
+                        for k, v in bad.items())
+        raise ValueError(f"{src}: the weights do not match config.json ({say}); nothing was re-initialised silently: "
+                         "fix config.json or save the model again")
 
 def load_model(name_or_path,              # local folder or hub id
                dtype=None,                # torch dtype or 'bf16'/'fp16'/'fp32'/'auto'; default: float32
@@ -675,7 +716,7 @@ def load_model(name_or_path,              # local folder or hub id
                device_map=None,           # e.g. 'auto' to spread a big model over GPUs (exclusive with `device`)
                trust_remote_code=False,   # run code shipped with the checkpoint? only if you trust it
                **kwargs):                 # passed to `from_pretrained`
-    "Load a supported causal LM through safetensors, in eval mode."
+    "Load a supported causal LM through safetensors, in eval mode; weights that do not match the config are an error."
     from transformers import AutoModelForCausalLM
     check_device(device)
     src, local = _resolve_source(name_or_path)
@@ -683,24 +724,51 @@ def load_model(name_or_path,              # local folder or hub id
     if local: check_safetensors(src)
     kw = dict(dtype=_dtype(dtype) or torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code)
     if device_map is not None: kw['device_map'] = device_map
-    model = AutoModelForCausalLM.from_pretrained(src, config=cfg, **kw, **kwargs)
+    model, info = AutoModelForCausalLM.from_pretrained(src, config=cfg, output_loading_info=True, **kw, **kwargs)
+    _check_loading(src, info)
     if device is not None and device_map is None: model = model.to(device)
     return model.eval()
 
 # %% ../nbs/00_core.ipynb #1aba59dc
+TOKENIZER_FILES = ('tokenizer.json', 'tokenizer.model', 'vocab.json', 'vocab.txt', 'spiece.model',
+                   'sentencepiece.bpe.model')
+
+def has_tokenizer(folder) -> bool:
+    "Does the local model `folder` hold tokenizer files (`TOKENIZER_FILES`)?"
+    return any((Path(folder)/f).is_file() for f in TOKENIZER_FILES)
+
 def load_tokenizer(name_or_path, trust_remote_code=False, **kwargs):
     "The tokenizer of a local folder or hub id (fast tokenizer when available); a pad token is set if missing."
     from transformers import AutoTokenizer
-    src, _ = _resolve_source(name_or_path)
-    tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code, **kwargs)
+    src, local = _resolve_source(name_or_path)
+    if local and not has_tokenizer(src):
+        raise FileNotFoundError(f"{src} holds no tokenizer files (any of {', '.join(TOKENIZER_FILES)}): copy the "
+                                "tokenizer of the model it came from into it")
+    try: tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code, **kwargs)
+    except (ValueError, OSError, TypeError, KeyError) as e:
+        if not local: raise
+        raise ValueError(f"The tokenizer files in {src} cannot be read ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]})") from None
+    if not tok('Hello, world.', add_special_tokens=False)['input_ids']:
+        raise ValueError(f"The tokenizer in {src} encodes text to nothing: its files are incomplete")
     if tok.pad_token is None and tok.eos_token is not None: tok.pad_token = tok.eos_token
     return tok
 
 # %% ../nbs/00_core.ipynb #fef2008d
 def _source_dir(model) -> Path | None:
     src = getattr(getattr(model, 'config', None), '_name_or_path', None) or getattr(model, 'name_or_path', None)
-    if src and Path(src).expanduser().is_dir(): return Path(src).expanduser().resolve()
+    if src and Path(src).expanduser().is_dir(): return resolve_path(src)
     return None
+
+def _check_relative_source(model, path: Path):
+    "Refuse `path` when it may be the folder a *relative* `name_or_path` pointed to before the working folder changed."
+    src = getattr(getattr(model, 'config', None), '_name_or_path', None) or ''
+    if not src or Path(src).expanduser().is_absolute() or not Path(src).parts: return
+    tail = [p for p in Path(os.path.normpath(src)).parts if p not in ('.', '..')]
+    if tail and list(path.parts[-len(tail):]) == tail:
+        raise ValueError(f"Refusing to write {path}: the model was loaded from the relative path {src!r}, which may "
+                         "name this folder (the working folder may have changed since). Pass source= with the "
+                         "model's folder, or choose another folder.")
 
 def _write_extras(folder: Path, extra_files: dict | None):
     "Write {file name: str | bytes | dict or list (as JSON)} into `folder`."
@@ -719,33 +787,105 @@ _WRITE_ERRNOS = {errno.ENOSPC: 'no space left on the device', errno.EROFS: 'read
                  errno.EACCES: 'permission denied', errno.EPERM: 'operation not permitted',
                  getattr(errno, 'EDQUOT', -1): 'disk quota exceeded'}
 
-def write_error(e: OSError,  # the error a write raised
-                path,        # the file or folder being written (when `e` names none)
-               ) -> OSError:
+def _errno_of(e: BaseException) -> int | None:
+    "The errno of a failed write: an `OSError`'s, or the one safetensors' or torch's writers put in their message."
+    if isinstance(e, OSError): return e.errno
+    s = str(e)
+    m = re.search(r'os error (\d+)|Os \{ code: (\d+)', s)
+    if m: return int(m.group(1) or m.group(2))
+    if 'No space left' in s: return errno.ENOSPC
+    return None
+
+def write_error(e: BaseException,  # the error a write raised (OSError, safetensors' or torch's writer error)
+                path,              # the file or folder being written (when `e` names none)
+               ) -> BaseException:
     "An `OutputError` naming the file (and the free space, for a full disk); other errors as they are."
-    if not isinstance(e, OSError) or e.errno not in _WRITE_ERRNOS: return e
-    f = Path(e.filename or path)
-    msg = f"Cannot write {f}: {_WRITE_ERRNOS[e.errno]}"
-    if e.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)):
+    n = _errno_of(e)
+    if n not in _WRITE_ERRNOS: return e
+    f = Path(getattr(e, 'filename', None) or path)
+    msg = f"Cannot write {f}: {_WRITE_ERRNOS[n]}"
+    if n in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)):
         p = f
         while not p.exists() and p != p.parent: p = p.parent
         msg += (f" ({human_bytes(shutil.disk_usage(p).free)} free on the device of {p}); "
                 "free some space or choose another folder")
     else: msg += "; choose a folder you can write to"
-    err = OutputError(msg); err.errno, err.filename = e.errno, str(f)
+    err = OutputError(msg); err.errno, err.filename = n, str(f)
     return err
 
+# %% ../nbs/00_core.ipynb #78986364
+def _ours(path: Path) -> bool:
+    "Is the file `path` a JSON file written by modelopt_nb?"
+    try: d = json.loads(path.read_text())
+    except (OSError, ValueError): return False
+    return isinstance(d, dict) and d.get('written_by') == 'modelopt_nb'
+
+def check_out_file(path,          # the file about to be written
+                   source=None,   # the inputs (folders or files) it may not be, or lie inside
+                  ) -> Path:
+    "The resolved `path`, after refusing overlap with an input, a folder in the way and a file we did not write."
+    path = resolve_path(path)
+    _check_overlap(path, source)
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: give a file name")
+    if path.exists() and not _ours(path):
+        raise FileExistsError(f"{path} exists and modelopt_nb did not write it: refusing to replace it. "
+                              "Choose another file name.")
+    _check_writable(path.parent)                      # (the file is written beside, then renamed)
+    return path
+
+def write_json(path,          # the JSON file to write (replaced only when it is one of ours)
+               obj: dict,     # what to write (`written_by` is added: the file's marker)
+               source=None,   # the inputs it may not overlap
+              ) -> Path:
+    "Write `obj` as indented JSON to `path`, checked by `check_out_file` and atomically (beside, then renamed)."
+    path = check_out_file(path, source)
+    tmp = path.parent/f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({'written_by': 'modelopt_nb', **obj}, indent=1, default=str))
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError): raise write_error(e, path) from e
+        raise
+    return path
+
 # %% ../nbs/00_core.ipynb #32e02c29
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OSError): return True
+    return True
+
+def _sweep(path: Path):
+    "Remove what a killed writer of `path` left beside it (`.NAME.tmp-PID-*`); put back a previous output it had moved."
+    for p in path.parent.glob(f'.{glob.escape(path.name)}.*-*-*') if path.parent.is_dir() else []:
+        kind, _, rest = p.name[len(path.name) + 2:].partition('-')
+        pid = rest.split('-')[0]
+        if kind not in ('tmp', 'old') or not pid.isdigit() or _pid_alive(int(pid)): continue
+        if kind == 'old' and not path.exists():
+            p.rename(path); warnings.warn(f"{path}: a previous write was killed while replacing it; its earlier "
+                                          f"content (kept as {p.name}) is back in place")
+        else: shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
 def _swap_in(tmp: Path, path: Path):
     "Rename the complete `tmp` to `path`, replacing a previous `path` only after `tmp` is complete."
-    if path.exists():
-        old = path.parent/f'.{path.name}.old-{uuid.uuid4().hex[:8]}'
-        path.rename(old); tmp.rename(path); shutil.rmtree(old, ignore_errors=True)
-    else: tmp.rename(path)
+    if not path.exists(): tmp.rename(path); return
+    old = path.parent/f'.{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    path.rename(old)
+    try: tmp.rename(path)
+    except OSError as e:
+        try: old.rename(path)
+        except OSError:
+            raise OutputError(f"Cannot put the new {path} in place ({e.strerror or e}); the previous one is kept as "
+                              f"{old}: rename it back") from e
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 def _write_folder(path, write, kind, overwrite, source, info) -> Path:
     path = check_out_dir(path, overwrite, source)
-    tmp = path.parent/f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}'
+    _sweep(path)
+    tmp = path.parent/f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
         tmp.mkdir(parents=True)
         write(tmp)
@@ -753,8 +893,9 @@ def _write_folder(path, write, kind, overwrite, source, info) -> Path:
         _swap_in(tmp, path)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError): raise write_error(e, tmp) from e
-        raise
+        err = write_error(e, path)
+        if err is e: raise
+        raise err from e
     return path
 
 # %% ../nbs/00_core.ipynb #df7f953e
@@ -774,9 +915,10 @@ def save_checkpoint(model,              # the model to save (`save_pretrained`, 
                     path,               # target folder; created, or replaced only with `overwrite=True`
                     overwrite=False,    # replace a previous output of ours in `path`?
                     extra_files=None,   # {file name: str | bytes | dict or list (as JSON)} saved beside the weights
-                    source=None,        # the input's folder, when the model's config does not name it
+                    source=None,        # the inputs it may not overlap (default: the folder the model's config names)
                    ) -> Path:
     "Save `model` (+ `tokenizer` and `extra_files`) atomically into `path`, marked as ours; on the main process only."
+    if source is None: _check_relative_source(model, resolve_path(path))
     def write(tmp):
         model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None: tokenizer.save_pretrained(tmp)

@@ -6,11 +6,11 @@
 from __future__ import annotations
 import copy, dataclasses, inspect, json, shutil, time, typing
 from pathlib import Path
-from .core import on_main, write_marker
+from .core import on_main, read_marker, write_marker
 
 # %% auto #0
-__all__ = ['RECIPE_KEYS', 'REPORT_FILE', 'recipe_fields', 'calibration_fields', 'evaluate_fields', 'load_recipe',
-           'compose_depth_plans', 'compose_width_plans', 'run_recipe']
+__all__ = ['RECIPE_KEYS', 'REPORT_FILE', 'MAX_RECIPE_BYTES', 'recipe_fields', 'calibration_fields', 'evaluate_fields',
+           'load_recipe', 'compose_depth_plans', 'compose_width_plans', 'run_recipe']
 
 # %% ../nbs/16_pipeline.ipynb #b44ac532
 RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
@@ -91,20 +91,54 @@ def _same_run(r) -> dict:
     return json.loads(json.dumps({k: v for k, v in r.items() if k != 'overwrite'}, default=str))
 
 # %% ../nbs/16_pipeline.ipynb #2d816c5a
+MAX_RECIPE_BYTES = 1 << 20   # a recipe is a page of settings: anything larger is refused before it is parsed
+
+def _recipe_loader():
+    "A YAML `SafeLoader` that refuses aliases (`*a`: they expand exponentially when serialised) and duplicate keys."
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+    class _Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                ev = self.peek_event()
+                raise ComposerError(None, None, f"aliases (*{ev.anchor}) are not allowed in a recipe", ev.start_mark)
+            return super().compose_node(parent, index)
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for k, _ in node.value:
+                key = self.construct_object(k, deep=deep)
+                if key in seen: raise ConstructorError(None, None, f"duplicate key {key!r}", k.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+    return _Loader
+
+def _recipe_text(recipe) -> tuple[str, str]:
+    "(name, text) of a recipe given as a file path or as YAML text; a path that is not a readable file says why."
+    s = str(recipe)
+    path_like = isinstance(recipe, Path) or (s.strip() and '\n' not in s and (':' not in s or Path(s).exists()))
+    if not path_like:
+        if len(s) > MAX_RECIPE_BYTES: raise ValueError(f"recipe: the text is larger than {MAX_RECIPE_BYTES:,} bytes")
+        return 'the recipe', s
+    p = Path(s).expanduser()
+    if p.is_dir(): raise IsADirectoryError(f"recipe: {p} is a folder; give a recipe file (e.g. {p}/NAME.yaml)")
+    if not p.is_file(): raise FileNotFoundError(f"No recipe file {p}")
+    if p.stat().st_size > MAX_RECIPE_BYTES:
+        raise ValueError(f"recipe: {p} is larger than {MAX_RECIPE_BYTES:,} bytes: not a recipe")
+    try: return str(p), p.read_text(encoding='utf-8')
+    except UnicodeDecodeError: raise ValueError(f"recipe: {p} is not UTF-8 text: not a recipe") from None
+
 def _read_recipe(recipe) -> dict:
     "The recipe as a (copied) dict, from a YAML/JSON file path, a YAML string or a dict."
     import yaml
-    name, text = 'the recipe', recipe
-    if isinstance(recipe, (str, Path)) and Path(recipe).suffix in ('.yaml', '.yml', '.json'):
-        if not Path(recipe).exists(): raise FileNotFoundError(f"No recipe file {recipe}")
-        name, text = str(recipe), Path(recipe).read_text()
-    if isinstance(text, str):
-        try: r = yaml.safe_load(text)
+    if isinstance(recipe, dict): name, r = 'the recipe', copy.deepcopy(recipe)
+    else:
+        name, text = _recipe_text(recipe)
+        try: r = yaml.load(text, Loader=_recipe_loader())
         except yaml.YAMLError as e:
             where = getattr(e, 'problem_mark', None)
             at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ''
             raise ValueError(f"recipe: {name} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
-    else: r = copy.deepcopy(recipe)
     if r is None: raise ValueError(f"recipe: {name} is empty; it needs at least `model` and `output`")
     if not isinstance(r, dict): raise ValueError(f"recipe: {name} must be a mapping of keys, got {type(r).__name__}")
     return r
@@ -145,26 +179,45 @@ def _check_options(r) -> None:
     for b in (r.get('benchmark') or {}).get('backends', []): BACKENDS[b]
 
 # %% ../nbs/16_pipeline.ipynb #19091514
+def _inputs(r) -> list:
+    "The local folders a recipe reads (its model), which its output may not overlap."
+    from modelopt_nb.zoo import SHAPES, _zoo_folder
+    if r['model'] in SHAPES: return []
+    try: return [_zoo_folder(str(r['model']))]
+    except (KeyError, FileNotFoundError): return []
+
+def _fingerprints(r) -> dict:
+    "{input: fingerprint of its files} of the recipe's local inputs (a resumed run must read the same ones)."
+    from modelopt_nb.core import files_fingerprint
+    return {str(p): files_fingerprint(p) for p in _inputs(r) if Path(p).is_dir()}
+
+def _check_resume(r, out: Path):
+    "The unfinished run in `out` must be this recipe's, on the same inputs (the learning rate may change)."
+    if not (out/_STARTED).exists() or (read_marker(out) or {}).get('kind') != 'recipe':
+        raise FileNotFoundError(f"recipe: {out} holds no started run to resume")
+    if (out/_RECORD).exists(): raise ValueError(f"recipe: the run in {out} is finished ({_RECORD}); nothing to resume")
+    was, now = json.loads((out/_STARTED).read_text()), _same_run(r)
+    if was != now:
+        diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        raise ValueError(f"recipe: the run in {out} was started with another recipe (differs in {diff}); "
+                         "resume it with the same one")
+    inputs = (read_marker(out) or {}).get('inputs') or {}
+    changed = [k for k, v in _fingerprints(r).items() if k in inputs and inputs[k] != v]
+    if changed: raise ValueError(f"recipe: the files of {', '.join(changed)} changed since the run in {out} started; "
+                                 "a resume would mix two models: start a new run (another output, or overwrite: true)")
+
 def _check_output(r, resume=False) -> Path:
     "The recipe's output folder, checked for a new run (or, with `resume`, for the unfinished run of this recipe)."
-    from modelopt_nb.core import _check_overlap
-    out = Path(r['output'])
-    src = Path(str(r['model'])).expanduser()
-    _check_overlap(out.expanduser().resolve(), src if src.is_dir() else None)
-    prev = (out/_RECORD).exists() or (out/_STARTED).exists()
-    if resume:
-        if not (out/_STARTED).exists(): raise FileNotFoundError(f"recipe: {out} holds no started run to resume")
-        if (out/_RECORD).exists():
-            raise ValueError(f"recipe: the run in {out} is finished ({_RECORD}); nothing to resume")
-        was, now = json.loads((out/_STARTED).read_text()), _same_run(r)
-        if was != now:
-            diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-            raise ValueError(f"recipe: the run in {out} was started with another recipe (differs in {diff}); "
-                             "resume it with the same one")
-    elif out.exists() and any(out.iterdir()) and not (r.get('overwrite') and prev):
-        raise FileExistsError(f"recipe: {out} exists and is not empty"
-                              + ('' if prev else ' (and holds no previous run)') + "; choose a new output folder"
-                              + (", set overwrite: true, or resume the unfinished run" if prev else ''))
+    from modelopt_nb.core import _check_overlap, check_out_dir, resolve_path
+    out = resolve_path(r['output'])
+    _check_overlap(out, _inputs(r))
+    if resume: _check_resume(r, out)
+    elif out.exists() and any(out.iterdir()):
+        prev = (read_marker(out) or {}).get('kind') == 'recipe'
+        if not prev: check_out_dir(out, r.get('overwrite', False))    # says why: not ours, or no overwrite
+        if not r.get('overwrite'):
+            raise FileExistsError(f"recipe: {out} exists and is not empty (it holds a previous run); choose a new "
+                                  "output folder, set overwrite: true, or resume the unfinished run")
     return out
 
 # %% ../nbs/16_pipeline.ipynb #ad95ce2e
@@ -215,6 +268,8 @@ def load_recipe(recipe,         # a YAML file path, a YAML string or a dict
     _need(r, RECIPE_KEYS, 'the recipe', _types(recipe_fields))
     for k in ('model', 'output'):
         if not r.get(k): raise ValueError(f"recipe: `{k}` is required ({RECIPE_KEYS[k]})")
+    from modelopt_nb.core import resolve_path
+    r['output'] = str(resolve_path(r['output']))      # `~` expanded and made absolute once: report and model go there
     steps = _check_steps(r.get('prune') or [])
     _check_sections(r, steps)
     _check_options(r)
@@ -333,7 +388,7 @@ def _start_here(r, resume) -> Path:
         _empty(out)
         out.mkdir(parents=True, exist_ok=True)
         (out/_STARTED).write_text(json.dumps(_same_run(r), indent=1))
-        write_marker(out, 'recipe', model=str(r['model']))
+        write_marker(out, 'recipe', model=str(r['model']), inputs=_fingerprints(r))
     return out
 
 def _start(r, resume) -> Path:
