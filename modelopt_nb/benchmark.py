@@ -606,17 +606,15 @@ def plot_results(results,                       # `BenchResult`s
 
 # %% ../nbs/14_benchmark.ipynb #24daa16e
 def save_results(results,                  # `BenchResult`s
-                 path,                     # the JSON file to write
+                 path,                     # the JSON file to write (replaced only when it is one of ours)
                  workload: Workload = None,# the workload they ran (stored beside them)
+                 source=None,              # the inputs (model folders) it may not overwrite or lie inside
                 ) -> Path:
-    "Write `results` (and the workload) as JSON to `path`, atomically."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    "Write `results` (and the workload) as JSON to `path`, atomically, through `core.write_json`."
+    from modelopt_nb.core import write_json
     doc = dict(workload=asdict(workload) if workload else None, torch=torch.__version__,
                results=[r.to_dict() for r in results], created=time.strftime('%Y-%m-%d %H:%M:%S'))
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(doc, indent=1)); os.replace(tmp, path)
-    return path
+    return write_json(path, doc, source)
 
 # %% ../nbs/14_benchmark.ipynb #88b12d14
 def load_results(path, # a file written by `save_results`

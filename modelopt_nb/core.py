@@ -796,19 +796,22 @@ def _errno_of(e: BaseException) -> int | None:
     if 'No space left' in s: return errno.ENOSPC
     return None
 
+def _free(path: Path) -> int:
+    "Free bytes on the device of `path` (or of its nearest existing parent)."
+    p = Path(path)
+    while not p.exists() and p != p.parent: p = p.parent
+    return shutil.disk_usage(p).free
+
 def write_error(e: BaseException,  # the error a write raised (OSError, safetensors' or torch's writer error)
                 path,              # the file or folder being written (when `e` names none)
                ) -> BaseException:
     "An `OutputError` naming the file (and the free space, for a full disk); other errors as they are."
-    n = _errno_of(e)
+    n, f = _errno_of(e), Path(getattr(e, 'filename', None) or path)
+    if n is None and 'PytorchStreamWriter failed' in str(e) and _free(f) < 2**30: n = errno.ENOSPC   # (torch.save)
     if n not in _WRITE_ERRNOS: return e
-    f = Path(getattr(e, 'filename', None) or path)
     msg = f"Cannot write {f}: {_WRITE_ERRNOS[n]}"
     if n in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)):
-        p = f
-        while not p.exists() and p != p.parent: p = p.parent
-        msg += (f" ({human_bytes(shutil.disk_usage(p).free)} free on the device of {p}); "
-                "free some space or choose another folder")
+        msg += f" ({human_bytes(_free(f))} free on the device); free some space or choose another folder"
     else: msg += "; choose a folder you can write to"
     err = OutputError(msg); err.errno, err.filename = n, str(f)
     return err

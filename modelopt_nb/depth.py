@@ -51,8 +51,16 @@ def to_dict(self: DepthPlan) -> dict:
 @patch(cls_method=True)
 def from_dict(cls: DepthPlan, d: dict) -> DepthPlan:
     "A plan from `to_dict`'s data, checked."
+    if not isinstance(d, dict): raise ValueError(f"Not a depth plan: a {type(d).__name__}, not a mapping")
     missing = [k for k in ('kept', 'removed', 'num_layers_before') if k not in d]
     if missing: raise ValueError(f"Not a depth plan: missing {missing}")
+    for k in ('kept', 'removed'):
+        if not isinstance(d[k], list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in d[k]):
+            raise ValueError(f"Not a depth plan: `{k}` must be a list of layer indices, got {str(d[k])[:60]}")
+    n = d['num_layers_before']
+    if not isinstance(n, int) or isinstance(n, bool) or n != len(d['kept']) + len(d['removed']):
+        raise ValueError(f"Inconsistent depth plan: num_layers_before {str(n)[:30]} is not the {len(d['kept'])} kept "
+                         f"plus the {len(d['removed'])} removed layers")      # (checked before anything is allocated)
     plan = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
     if sorted(plan.kept + plan.removed) != list(range(plan.num_layers_before)):
         raise ValueError(f"Inconsistent depth plan: kept {plan.kept} and removed {plan.removed} do not partition "
@@ -74,7 +82,8 @@ def load(cls: DepthPlan, path) -> DepthPlan:
     path = Path(path)
     if path.is_dir(): path = path/DEPTH_PLAN_FILE
     if not path.exists(): raise FileNotFoundError(f"No depth plan at {path}")
-    return cls.from_dict(json.loads(path.read_text()))
+    try: return cls.from_dict(json.loads(path.read_text()))
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{path}: {e}") from None
 
 def load_depth_plan(folder) -> DepthPlan | None:
     "The `DepthPlan` saved beside a checkpoint in `folder`, or None when there is none."

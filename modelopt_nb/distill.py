@@ -15,7 +15,8 @@ from fastcore.basics import patch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from .core import adapter, context_length, check_out_dir, on_main, write_marker
+from .core import (adapter, context_length, check_out_dir, on_main, write_marker, _check_overlap,
+                              _source_dir, weights_fingerprint, write_error)
 from .data import TokenBlocks
 from .depth import load_depth_plan
 from .evaluate import first_nonfinite
@@ -102,6 +103,20 @@ def _check_config(c):
         raise ValueError("kd_weight and ce_weight are both 0: nothing to train on")
     if c.layer_map is not None: c.layer_map = {int(k): int(v) for k, v in dict(c.layer_map).items()}
     if isinstance(c.loss, LogitLoss): c.loss = c.loss.name
+    _check_trainer_args(c.trainer_args)
+
+_TRAINER_FOLDERS = ('output_dir', 'logging_dir', 'resume_from_checkpoint', 'overwrite_output_dir', 'push_to_hub',
+                    'hub_model_id', 'hub_strategy', 'hub_token', 'hub_private_repo', 'hub_always_push', 'hub_revision')
+
+def _check_trainer_args(ta):
+    "`trainer_args`: `TrainingArguments` fields, none of which may move the run's files (they go to `output_dir` only)."
+    if not isinstance(ta, dict): raise ValueError(f"trainer_args must be a mapping, got {type(ta).__name__}")
+    folders = sorted(set(ta) & set(_TRAINER_FOLDERS))
+    if folders: raise ValueError(f"trainer_args may not set {folders}: a run writes only into its `output_dir`, "
+                                 "which is checked before anything is written (set output_dir itself)")
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(ta) - known)
+    if unknown: raise ValueError(f"trainer_args: {unknown} are not `TrainingArguments` fields")
 
 class _Checked:
     "Runs `_check_config` when the dataclass is made."
@@ -596,15 +611,17 @@ def _datasets(train_data, eval_data, c, student) -> tuple:
 def _run_record(config, teacher, student, offline_meta) -> dict:
     off = None if offline_meta is None else {k: offline_meta[k] for k in ('k', 'temperature', 'vocab_size', 'teacher')}
     return dict(config=config.run_key(), teacher=None if teacher is None else adapter(teacher).shape(),
-                student=adapter(_base_model(student)).shape(), offline_teacher=off)
+                student=adapter(_base_model(student)).shape(), offline_teacher=off,
+                weights={'teacher': None if teacher is None else weights_fingerprint(teacher),
+                         'student': weights_fingerprint(_base_model(student))})
 
 def _note(msg):
     "Print a note once (on the main process)."
     if int(os.environ.get('RANK', '0')) == 0: print(msg, flush=True)
 
-def _check_output_dir(out: Path, record: dict, resume: bool):
-    "Refuse a folder holding something else or another run; on resume, the settings must match (but the learning rate)."
-
+def _check_output_dir(out: Path, record: dict, resume: bool, inputs=()):
+    "Refuse a folder overlapping an input, holding something else or another run; on resume, the same run's settings."
+    _check_overlap(out, inputs)
     f = out/RUN_FILE
     if not f.exists():
         try: check_out_dir(out)
@@ -615,6 +632,7 @@ def _check_output_dir(out: Path, record: dict, resume: bool):
                                          "or choose another output_dir")
     old = json.loads(f.read_text())
     diff = [k for k in ('teacher', 'student', 'offline_teacher') if old.get(k) != record[k]]
+    diff += [f'{k} weights' for k, v in (old.get('weights') or {}).items() if v != record['weights'].get(k)]
     oc = old.get('config', {})
     diff += [k for k in record['config'] if k != 'learning_rate' and oc.get(k) != record['config'][k]]
     if diff: raise ValueError(f"Cannot resume the run in {out}: it was started with other settings "
@@ -697,7 +715,11 @@ def _train(module, args, ds, eds, teacher, c, token_map, callbacks, out, record,
         if not c.progress: trainer.remove_callback(PrinterCallback)
         on_main(_write_run, out, record)
         ck = _resume_point(out, not args.save_only_model) if resume else None
-        trainer.train(resume_from_checkpoint=str(ck) if ck else None)
+        try: trainer.train(resume_from_checkpoint=str(ck) if ck else None)
+        except Exception as e:              # a full disk while writing a checkpoint: say so, with the folder
+            err = write_error(e, out)
+            if err is e: raise
+            raise err from e
         return trainer.state.log_history
     finally:
         if trainer is not None: _release(trainer)
@@ -720,7 +742,8 @@ def distill(teacher,            # the teacher (None with an `OfflineTeacher` dat
     token_map, layer_map = _check_models(teacher, student, c, meta, plan, token_map)
     ds, eds, tps, max_steps = _datasets(train_data, eval_data, c, student)
     out, record = Path(c.output_dir).expanduser().resolve(), _run_record(c, teacher, student, meta)
-    on_main(_check_output_dir, out, record, resume)      # one process checks; the others get its verdict
+    inputs = [_source_dir(teacher), _source_dir(_base_model(student))]     # the run may not write into either
+    on_main(_check_output_dir, out, record, resume, inputs)   # one process checks; the others get its verdict
     cbs, fns = _user_callbacks(callbacks)
     args = training_arguments(c, max_steps, eds is not None)
     # nothing has changed so far; from here on the student is trained

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14a_export.ipynb #301f09f1
 from __future__ import annotations
-import hashlib, json, shutil, time, uuid
+import hashlib, json, os, shutil, time, uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,7 +14,8 @@ import torch
 from fastcore.basics import patch
 from torch import nn
 
-from .core import Option, Registry, adapter, check_out_dir, load_model, model_device, write_folder
+from .core import (Option, Registry, adapter, check_links, check_out_dir, load_model, model_device,
+                              write_folder, _sweep)
 
 # %% auto #0
 __all__ = ['INPUTS', 'OUTPUTS', 'EXPORT_FORMATS', 'KVWrapper', 'kv_shape', 'empty_past', 'export_onnx', 'fingerprint',
@@ -104,6 +105,11 @@ def fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/14a_export.ipynb #ecf2acef
+def _cache_ok(folder: Path) -> bool:
+    "Does the cache entry `folder` hold a complete export (its record and a non-empty `model.onnx`)?"
+    f = folder/'model.onnx'
+    return (folder/'export.json').is_file() and f.is_file() and f.stat().st_size > 0
+
 def cached_onnx(model,          # a supported causal LM
                 cache=None,     # the cache folder (default: `zoo.cache_dir()/'onnx'`)
                ) -> Path:
@@ -112,8 +118,10 @@ def cached_onnx(model,          # a supported causal LM
     _check_exportable(model)
     key = f'{fingerprint(model)}-{next(model.parameters()).dtype}-torch{torch.__version__}'.replace('torch.', '')
     folder = Path(cache or cache_dir()/'onnx')/key
-    if (folder/'export.json').exists(): return folder/'model.onnx'
-    tmp = folder.with_name(f'.{key}.tmp-{uuid.uuid4().hex[:8]}')
+    _sweep(folder)                                   # what a killed export left beside it
+    if _cache_ok(folder): return folder/'model.onnx'
+    if folder.exists(): shutil.rmtree(folder)        # an entry without its model.onnx (or an empty one): made again
+    tmp = folder.with_name(f'.{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
     try:
         export_onnx(model, tmp)
         if not folder.exists(): tmp.rename(folder)
@@ -233,7 +241,7 @@ def export(model_or_path,        # a model, or a checkpoint folder / hub id (loa
     source = None if isinstance(model_or_path, nn.Module) else Path(model_or_path)
     model = model_or_path if source is None else load_model(model_or_path)
     src_dir = source or (Path(model.config._name_or_path) if model.config._name_or_path else None)
-    src_dir = src_dir if src_dir is not None and src_dir.is_dir() else None
+    src_dir = check_links(src_dir) if src_dir is not None and src_dir.is_dir() else None   # no links out of it
     check_out_dir(out, overwrite, source=src_dir)                 # before the (slow) export
     _check_exportable(model)
     def write(tmp):

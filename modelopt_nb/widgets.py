@@ -28,9 +28,9 @@ from .tasks import TASKS, TaskResults, evaluate_tasks
 from .benchmark import BACKENDS, Workload, available, benchmark, results_table, plot_results
 
 # %% auto #0
-__all__ = ['LABEL', 'the_count', 'html_table', 'usable_options', 'shape_change', 'keep_applied', 'holding', 'CalibrationPanel',
-           'depth_choice', 'DepthPanel', 'width_choice', 'WidthPanel', 'SparsityPanel', 'DistillMonitor',
-           'before_after', 'DistillPanel', 'EvalPanel', 'BenchmarkPanel']
+__all__ = ['LABEL', 'the_count', 'into', 'shown', 'html_table', 'usable_options', 'shape_change', 'keep_applied', 'holding',
+           'changed', 'CalibrationPanel', 'depth_choice', 'DepthPanel', 'width_choice', 'WidthPanel', 'SparsityPanel',
+           'DistillMonitor', 'before_after', 'DistillPanel', 'EvalPanel', 'BenchmarkPanel']
 
 # %% ../nbs/15_widgets.ipynb #99475bd3
 LABEL = dict(style={'description_width': 'initial'})   # a control shows its whole description
@@ -44,6 +44,22 @@ def the_count(n: int,        # how many
     return f'the {word}' if n == 1 else f'the {n} {plural or word + "s"}'
 
 def _error(msg) -> str: return f'<span style="color:#b00">{html.escape(str(msg))}</span>'
+
+@contextmanager
+def into(out):  # an `ipywidgets.Output`
+    "Write into `out`, letting an error through to `shown` (the widget's own `with` would swallow it into its log)."
+    out.__enter__()
+    try: yield out
+    finally: out.__exit__(None, None, None)
+
+def shown(panel, f, *args):  # a panel with an `info` line; `f(*args)` is what a button or a control does
+    "A widget callback that runs `f(*args)` and shows any error in `panel.info` (not only in the widget log)."
+    def callback(*_):
+        try: return f(*args)
+        except Exception as e:
+            panel.error = e
+            panel.info.value = _error(f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else e)
+    return callback
 
 # %% ../nbs/15_widgets.ipynb #6bdb0871
 def _clear():
@@ -100,6 +116,10 @@ def holding(panel):  # a panel whose controls call `panel.update()` when they ch
         panel._held = False
         panel.update()
 
+def changed(panel):  # a panel whose control just changed
+    "What a control's change does: `panel.update()`, unless `holding` gathers several changes into one."
+    if not panel._held: panel.update()
+
 # %% ../nbs/15_widgets.ipynb #ed374fb3
 class CalibrationPanel:
     "Text, samples and length over `calibration_blocks`; Run calls `calibrate` (a progress bar) and keeps `result`."
@@ -116,7 +136,7 @@ class CalibrationPanel:
                                         description='sequence length', **LABEL)
         self.button = W.Button(description='run', button_style='primary')
         self.info, self.out = W.HTML(), W.Output()
-        self.button.on_click(lambda _: self.run())
+        self.button.on_click(shown(self, self.run))
         self.widget = W.VBox([W.HBox([self.source, self.samples, self.seq_len, self.button]), self.out, self.info])
         self.result = None
 
@@ -130,7 +150,7 @@ def run(self: CalibrationPanel) -> Calibration | None:
                                      sources=self.source.value)
     except ValueError as e:
         self.info.value = _error(e); return None
-    with self.out:
+    with into(self.out):
         _clear()
         self.result = calibrate(self.model, blocks, progress=True, **self.kw)
         _clear()
@@ -163,6 +183,9 @@ class DepthPanel:
                  calibration,        # its `Calibration`
                  text=None,          # calibration `TokenBlocks` for the measure button (None: no measuring)
                  num_layers=None):   # initial layers to keep (default: two thirds)
+        if not isinstance(calibration, Calibration):
+            raise ValueError("DepthPanel needs the Calibration of the model (calibrate it first), "
+                             f"got {type(calibration).__name__}")
         calibration.check(model)
         self.model, self.cal, self.text, L = model, calibration, text, calibration.num_layers
         metrics = list(LAYER_METRICS.needing('calibration'))
@@ -176,9 +199,9 @@ class DepthPanel:
         self.apply_button = W.Button(description='apply', button_style='primary')
         self.info, self.applied, self.out = W.HTML(), W.HTML(), W.Output()
         self._held = False                                   # see `holding`
-        for w in (self.num_layers, self.metric, self.policy): w.observe(lambda _: self._held or self.update(), 'value')
-        self.button.on_click(lambda _: self.evaluate())
-        self.apply_button.on_click(lambda _: keep_applied(self))
+        for w in (self.num_layers, self.metric, self.policy): w.observe(shown(self, changed, self), 'value')
+        self.button.on_click(shown(self, self.evaluate))
+        self.apply_button.on_click(shown(self, keep_applied, self))
         self.widget = W.VBox([W.HBox([self.num_layers, self.metric, self.policy]),
                               W.HBox([self.button, self.apply_button]), self.info, self.out, self.applied])
         self.choice, self.results, self.result = None, {}, None
@@ -210,7 +233,7 @@ def update(self: DepthPanel) -> None:
 def draw(self: DepthPanel) -> None:
     "Bar chart of the per-layer scores, the removed layers in red."
     import matplotlib.pyplot as plt
-    with self.out:
+    with into(self.out):
         _clear()
         if self.choice is None or self.choice.scores is None: return
         s, gone = self.choice.scores, set(self.choice.removed)
@@ -300,9 +323,9 @@ class WidthPanel:
         self.info, self.applied, self.out = W.HTML(), W.HTML(), W.Output()
         self._held = False                                   # see `holding`
         for w in (self.intermediate, self.hidden, self.kv, self.per_group, self.importance):
-            w.observe(lambda _: self._held or self.update(), names='value')
-        self.button.on_click(lambda _: self.evaluate())
-        self.apply_button.on_click(lambda _: keep_applied(self))
+            w.observe(shown(self, changed, self), names='value')
+        self.button.on_click(shown(self, self.evaluate))
+        self.apply_button.on_click(shown(self, keep_applied, self))
         self.widget = W.VBox([W.HBox([self.intermediate, self.hidden]),
                               W.HBox([self.kv, self.per_group, self.importance]),
                               W.HBox([self.button, self.apply_button]), self.info, self.out, self.applied])
@@ -358,7 +381,7 @@ def _draw_heads(ax, scores, plan, keep):
 def draw(self: WidthPanel) -> None:
     "The ranked scores with the cut marked, and the head scores with the removed heads crossed."
     import matplotlib.pyplot as plt
-    with self.out:
+    with into(self.out):
         _clear()
         if self.choice is None: return
         sc, t = self.choice['scores'], self.targets
@@ -404,7 +427,7 @@ class SparsityPanel:
         self.info, self.details = W.HTML(), W.HTML()
         self.pattern.observe(lambda _: setattr(self.sparsity, 'disabled', self.pattern.value != 'unstructured'),
                              names='value')
-        self.apply_button.on_click(lambda _: self.apply())
+        self.apply_button.on_click(shown(self, self.apply))
         more = W.Accordion(children=[self.details], selected_index=None); more.set_title(0, 'per weight matrix')
         self.widget = W.VBox([W.HBox([self.method, self.pattern]), W.HBox([self.sparsity, self.apply_button]),
                               self.info, more])
@@ -535,7 +558,7 @@ class DistillPanel:
                                     layout=W.Layout(width='auto'))
         self.info, self.table = W.HTML(), W.HTML()
         self.monitor = DistillMonitor(keys=('loss',))
-        self.start_button.on_click(lambda _: self.start()); self.stop_button.on_click(lambda _: self.stop())
+        self.start_button.on_click(shown(self, self.start)); self.stop_button.on_click(shown(self, self.stop))
         ws = list(self.controls.values())
         self.widget = W.VBox([W.HBox(ws[:3]), W.HBox(ws[3:]), W.HBox([self.start_button, self.stop_button]),
                               self.info, self.monitor.widget, self.table])
@@ -622,13 +645,14 @@ class EvalPanel:
                  tokenizer=None,         # its tokenizer (default: the one saved with the model)
                  tasks=None,             # initially chosen tasks (default: the first of `TASKS`)
                  limit=20):              # initial items per task (0: all)
+        if model is None: raise ValueError("EvalPanel needs a model (in memory, a folder or a zoo name), got None")
         self.model, self.tok, names = model, tokenizer, list(TASKS)
         self.tasks = W.SelectMultiple(options=names, value=tuple(tasks or names[:1]), rows=min(8, len(names)),
                                       description='tasks', layout=W.Layout(width='auto'), **LABEL)
         self.limit = W.BoundedIntText(value=limit, min=0, max=10**7, description='items per task (0: all)', **LABEL)
         self.button = W.Button(description='run', button_style='primary')
         self.info, self.out = W.HTML(), W.Output()
-        self.button.on_click(lambda _: self.run())
+        self.button.on_click(shown(self, self.run))
         self.widget = W.VBox([W.HBox([self.tasks, W.VBox([self.limit, self.button])]), self.info, self.out])
         self.result = None
 
@@ -640,7 +664,7 @@ def run(self: EvalPanel) -> TaskResults | None:
     names = list(self.tasks.value)
     if not names:
         self.info.value = _error('choose at least one task'); return None
-    with self.out:
+    with into(self.out):
         _clear()
         self.result = evaluate_tasks(self.model, names, self.tok, limit=self.limit.value or None)
         _clear(); display(Markdown(self.result._repr_markdown_()))
@@ -669,7 +693,7 @@ class BenchmarkPanel:
         self.button = W.Button(description='run', button_style='primary')
         self.info, self.out = W.HTML(), W.Output()
         self.note = W.HTML('<br>'.join(html.escape(f'{n}: {w}') for n, w in self.why.items() if w))
-        self.button.on_click(lambda _: self.run())
+        self.button.on_click(shown(self, self.run))
         knobs = W.VBox([self.batches, self.prompt_len, self.output_len, self.repeats, self.button])
         self.widget = W.VBox([W.HBox([self.backends, knobs]), self.note, self.info, self.out])
         self.result = None
@@ -694,7 +718,7 @@ def run(self: BenchmarkPanel) -> list | None:
         self.info.value = _error(e); return None
     if not names:
         self.info.value = _error('choose at least one backend'); return None
-    with self.out:
+    with into(self.out):
         _clear()
         try: self.result = benchmark(self.models, w, names)
         except ValueError as e:

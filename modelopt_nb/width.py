@@ -242,8 +242,18 @@ def save(self: WidthPlan,
 def load(cls: WidthPlan,
          path,  # a checkpoint folder holding `WIDTH_PLAN_FILE`, or a file path
         ) -> WidthPlan:
-    "Read a plan written by `WidthPlan.save`."
-    return cls.from_dict(json.loads(_plan_file(path).read_text()))
+    "Read a plan written by `WidthPlan.save` (a damaged or foreign file is refused by name)."
+    f = _plan_file(path)
+    try:
+        d = json.loads(f.read_text())
+        if not isinstance(d, dict) or not isinstance(d.get('shape_before'), dict): raise ValueError('not a width plan')
+        for k in ('mlp', 'kv_heads', 'heads'):
+            if d.get(k) is not None and not all(isinstance(r, list) and all(type(i) is int for i in r) for r in d[k]):
+                raise ValueError(f"`{k}` must hold one list of unit indices per layer")
+        if d.get('hidden') is not None and not all(type(i) is int for i in d['hidden']):
+            raise ValueError("`hidden` must be a list of channel indices")
+        return cls.from_dict(d)
+    except (ValueError, TypeError, UnicodeDecodeError) as e: raise ValueError(f"{f}: {e}") from None
 
 def load_width_plan(folder) -> WidthPlan | None:
     "The `WIDTH_PLAN_FILE` saved beside a pruned checkpoint in `folder`, or `None`."

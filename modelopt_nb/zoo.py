@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .core import load_model, load_tokenizer, save_checkpoint, describe, _dtype
+from .core import load_model, load_tokenizer, save_checkpoint, describe, _dtype, has_tokenizer
 
 # %% auto #0
 __all__ = ['DEFAULT_MODEL', 'SHIPPED', 'REAL', 'SHAPES', 'KNOWN', 'models_dir', 'cache_dir', 'shape_config', 'smollm2_folder',
@@ -121,12 +121,13 @@ def load_pretrained(name=DEFAULT_MODEL,      # a zoo name (see `KNOWN`), a local
                     device=None,             # 'cpu', 'cuda', ...; shape-only models default to 'meta'
                     trust_remote_code=False, # only for hub ids / folders that need it, and only if you trust them
                    ) -> tuple:
-    "Load `(model, tokenizer)` by zoo name, folder or hub id. Shape-only models come with no tokenizer (`None`)."
+    "Load `(model, tokenizer)` by zoo name, folder or hub id. (Tokenizer `None`: shape-only, or no tokenizer files.)"
     name = os.fspath(name)
     if name in SHAPES: return _shape_model(name, dtype, device), None
     folder = _zoo_folder(name)
     model = load_model(folder, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-    tok = load_tokenizer(folder, trust_remote_code=trust_remote_code)
+    local = Path(os.fspath(folder)).expanduser().is_dir()
+    tok = load_tokenizer(folder, trust_remote_code=trust_remote_code) if not local or has_tokenizer(folder) else None
     return model, tok
 
 # %% ../nbs/02_zoo.ipynb #c363d895

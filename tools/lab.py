@@ -42,10 +42,11 @@ def _config_file() -> str:
     return str(d/'jupyter_lab_config.py')
 
 
-def lab_command(root_dir, port: int, token: str, config: str) -> list:
-    "The `jupyter lab` command line: localhost only, no browser, the given port, token and config file."
+def lab_command(root_dir, port: int, config: str) -> list:
+    """The `jupyter lab` command line: localhost only, no browser, the given port and config file. The token is not on
+    it (any local user can read a process's command line): the server reads it from `JUPYTER_TOKEN` in its environment."""
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip', '127.0.0.1', f'--port={port}',
-           '--port-retries=0', f'--ServerApp.token={token}', f'--ServerApp.root_dir={root_dir}',
+           '--port-retries=0', f'--ServerApp.root_dir={root_dir}',
            f'--config={config}', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
     if hasattr(os, 'geteuid') and os.geteuid() == 0: cmd.append('--allow-root')
     return cmd
@@ -65,7 +66,7 @@ def wait_ready(url: str, proc, timeout=90.0):
 def start(root_dir, port: int = None, env: dict = None, log=None) -> tuple:
     "Start JupyterLab on `root_dir` in a session of its own: `(process, url with token)`, once it answers."
     port, token, config = port or free_port(), secrets.token_hex(16), _config_file()
-    proc = subprocess.Popen(lab_command(root_dir, port, token, config), env={**os.environ, **(env or {})},
+    proc = subprocess.Popen(lab_command(root_dir, port, config), env={**os.environ, **(env or {}), 'JUPYTER_TOKEN': token},
                             stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     url = f'http://127.0.0.1:{port}/lab?token={token}'
     try: wait_ready(url, proc)
