@@ -118,10 +118,17 @@ def load(cls: Calibration, path, device='cpu') -> Calibration:
     path = Path(path).expanduser()
     for n in ('calibration.json', 'calibration.safetensors'):
         if not (path/n).exists(): raise FileNotFoundError(f"{path} holds no {n}: not a calibration folder")
-    info = json.loads((path/'calibration.json').read_text())
+    try: info = json.loads((path/'calibration.json').read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path/'calibration.json'} is damaged (not JSON: {e}); calibrate again") from None
+    if not isinstance(info, dict) or not {'shape', 'tokens', 'samples'} <= set(info):
+        raise ValueError(f"{path/'calibration.json'} is not a calibration record (no shape, tokens or samples)")
     if info.get('format_version') != FORMAT_VERSION:
         raise ValueError(f"{path}: calibration format {info.get('format_version')} is not {FORMAT_VERSION}")
-    t = load_file(str(path/'calibration.safetensors'), device=str(device))
+    try: t = load_file(str(path/'calibration.safetensors'), device=str(device))
+    except Exception as e:
+        raise ValueError(f"{path/'calibration.safetensors'} is damaged ({str(e).splitlines()[0]}); "
+                         "calibrate again") from None
     missing = [k for k in _TENSORS if k not in t]
     if missing: raise ValueError(f"{path}/calibration.safetensors lacks {missing}")
     in_sq = {k.split('.', 1)[1]: v for k, v in t.items() if k.startswith('in_sq.')}

@@ -666,6 +666,13 @@ def check_safetensors(folder, # a local model folder
                      ) -> list[Path]:
     "The folder's safetensors files, each opened (header only) to refuse a truncated or corrupt one by name."
     from safetensors import safe_open
+    idx = Path(folder)/'model.safetensors.index.json'
+    if idx.exists():
+        try: wm = json.loads(idx.read_text())['weight_map']; assert isinstance(wm, dict)
+        except Exception as e:
+            raise ValueError(f"{idx} is damaged ({type(e).__name__}: {e}); copy or save the model again") from None
+        missing = sorted({f for f in wm.values() if not isinstance(f, str) or not (Path(folder)/f).is_file()})
+        if missing: raise ValueError(f"{idx} names shard files that are not in {folder}: {missing[:3]}")
     files = sorted(Path(folder).glob('*.safetensors'))
     for f in files:
         try:

@@ -74,7 +74,10 @@ def load_text_files(paths) -> str:
     for p in map(Path, paths):
         if not p.exists(): raise FileNotFoundError(f"No such text file: {p}")
         b = p.read_bytes()
-        texts.append((gzip.decompress(b) if p.suffix == '.gz' else b).decode('utf-8'))
+        try: texts.append((gzip.decompress(b) if p.suffix == '.gz' else b).decode('utf-8'))
+        except (OSError, EOFError) as e: raise ValueError(f"{p} is not a readable .gz file ({e})") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{p} is not UTF-8 text (byte {e.start}: {b[e.start:e.start+4]!r}...)") from None
     text = '\n\n'.join(texts)
     if not text.strip(): raise ValueError(f"The text files {[str(p) for p in paths]} are empty")
     return text
