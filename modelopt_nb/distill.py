@@ -117,6 +117,9 @@ def _check_trainer_args(ta):
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
     unknown = sorted(set(ta) - known)
     if unknown: raise ValueError(f"trainer_args: {unknown} are not `TrainingArguments` fields")
+    try: TrainingArguments(output_dir=os.devnull, report_to='none', **{'use_cpu': not torch.cuda.is_available(), **ta})
+    except (ValueError, TypeError) as e:     # their values, checked now (on a CPU-only machine as a CPU run would be)
+        raise ValueError(f"trainer_args: {' '.join(str(e).split())[:300]}") from None
 
 class _Checked:
     "Runs `_check_config` when the dataclass is made."
