@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'Choice', 'arg_spec', 'build_parser', 'load', 'check_out', 'say', 'parse_count', 'get_calibration',
            'describe_cmd', 'eval_cmd', 'calibrate_cmd', 'prune_depth_cmd', 'prune_width_cmd', 'sparsify_cmd',
-           'distill_cmd', 'bench_cmd', 'run_cmd', 'export_cmd', 'usage', 'one_line', 'main']
+           'distill_cmd', 'bench_cmd', 'run_cmd', 'plan_cmd', 'export_cmd', 'usage', 'one_line', 'main']
 
 # %% ../nbs/17_cli.ipynb #6353ba3d
 import argparse, importlib, inspect, json, os, sys, traceback, types, typing
@@ -527,6 +527,16 @@ def run_cmd(recipe: str,           # a YAML recipe (keys: see `pipeline.RECIPE_K
     say((Path(rec['recipe']['output'])/REPORT_FILE).read_text())
     return 0
 
+# %% ../nbs/17_cli.ipynb #60a9c734
+def plan_cmd(recipe: str,              # a YAML recipe (keys: see `pipeline.RECIPE_KEYS`)
+             gpus: int = 1,            # GPUs the distillation runs on (FSDP shards by them where the recipe sets fsdp)
+             gpu_memory: float = 80.0, # GiB of memory per GPU
+            ) -> int:
+    "Memory per GPU of each stage of a recipe, and its optimizer steps; refuses a recipe that does not fit."
+    from modelopt_nb.plan import check_fits, plan
+    say(check_fits(plan(recipe, gpus, gpu_memory)).to_markdown())
+    return 0
+
 # %% ../nbs/17_cli.ipynb #240e05c3
 def export_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-36l) or a model folder
                *, out: str,                 # folder for the artifact (model.onnx, config, tokenizer, README)
@@ -544,7 +554,7 @@ def export_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-36l) o
 # %% ../nbs/17_cli.ipynb #f2653852
 COMMANDS = {'describe': describe_cmd, 'eval': eval_cmd, 'calibrate': calibrate_cmd, 'prune-depth': prune_depth_cmd,
             'prune-width': prune_width_cmd, 'sparsify': sparsify_cmd, 'distill': distill_cmd, 'bench': bench_cmd,
-            'export': export_cmd, 'run': run_cmd}
+            'export': export_cmd, 'run': run_cmd, 'plan': plan_cmd}
 _ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError, ImportError, OSError)
 
 def usage() -> str:
