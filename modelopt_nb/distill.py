@@ -680,7 +680,9 @@ def training_arguments(config: DistillConfig,  # the run's settings
               prediction_loss_only=True, remove_unused_columns=False, report_to='none', disable_tqdm=not c.progress,
               ddp_find_unused_parameters=False, dataloader_num_workers=0,
               dataloader_pin_memory=torch.cuda.is_available(), logging_nan_inf_filter=False)
-    fsdp = fsdp_arguments(c, layer_cls, _world_size() if world is None else world)
+    world = _world_size() if world is None else world
+    if world > 1 and not torch.cuda.is_available(): kw.update(use_cpu=True, ddp_backend='gloo')   # processes of CPUs
+    fsdp = fsdp_arguments(c, layer_cls, world)
     # transformers renamed `gradient_checkpointing` to `activation_checkpointing` during 5.x: use this version's name
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     kw['activation_checkpointing' if 'activation_checkpointing' in names else 'gradient_checkpointing'] = \

@@ -66,3 +66,27 @@ def test_fsdp_two_processes(tmp_path):
     assert torch.allclose(_losses(res)[-2:], l2[-2:], rtol=1e-4), (_losses(res), l2)
     assert all(torch.allclose(w3[k], w2[k], rtol=1e-4, atol=1e-6) for k in w2)
     assert (tmp_path / 'two' / 'checkpoint-4' / 'pytorch_model_fsdp.bin').exists()
+
+
+def test_recipe_with_fsdp(tmp_path):
+    "`modelopt-nb run` under torchrun with `fsdp: true` and depth candidates: a plain model, the choice reported."
+    from transformers import AutoTokenizer
+
+    import modelopt_nb
+    from modelopt_nb.core import save_checkpoint, tiny_model
+
+    tok = AutoTokenizer.from_pretrained(Path(modelopt_nb.__file__).parent / 'assets' / 'tokenizer-tiny')
+    save_checkpoint(tiny_model('qwen3', num_hidden_layers=4, vocab_size=len(tok), seed=0), tok, tmp_path / 'model')
+    (tmp_path / 'r.yaml').write_text(
+        f"model: {tmp_path / 'model'}\noutput: {tmp_path / 'run'}\ncalibration: {{samples: 2, seq_len: 16}}\n"
+        "prune: [{depth: {num_layers: 3, metric: [bi, angular], policy: [contiguous, scattered]}}]\n"
+        "distill: {max_steps: 2, batch_size: 2, seq_len: 16, fsdp: true, save_steps: 2}\n")
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(_free_port()),
+           '-m', 'modelopt_nb.cli', 'run', str(tmp_path / 'r.yaml'), '--quiet']
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / 'run' / 'distill-run' / 'checkpoint-2' / 'pytorch_model_fsdp.bin').exists()
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / 'run' / 'model').config.num_hidden_layers == 3
+    rec = json.loads((tmp_path / 'run' / 'report.json').read_text())
+    meta = rec['stages'][1]['plan']['meta']
+    assert len(meta['candidates']) == 4 and meta['chosen_by'] == 'calibration-text perplexity'
