@@ -433,6 +433,7 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
                 seq_len: int = 256,        # tokens per training sequence
                 batch_size: int = 8,       # sequences per step
                 grad_accum: int = 1,       # gradient accumulation steps
+                fsdp: bool = False,        # shard the student with FSDP2 over the processes (under torchrun)
                 lr: float = 1e-4,          # learning rate
                 save_steps: int = None,    # checkpoint every this many steps
                 dtype: str = None,         # bf16 / fp32 for both models
@@ -451,7 +452,8 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
     cfg = DistillConfig(output_dir=run_dir or f'{out}-run', loss=loss, temperature=temperature, beta=beta, top_k=top_k,
                         features=features, feature_loss=feature_loss, ce_weight=ce_weight, lora_r=lora,
                         train_layers=layers, tokens=tokens, batch_size=batch_size, grad_accum=grad_accum,
-                        learning_rate=lr, save_steps=save_steps, bf16=dtype in ('bf16', 'bfloat16'), progress=not quiet)
+                        learning_rate=lr, save_steps=save_steps, bf16=dtype in ('bf16', 'bfloat16'), progress=not quiet,
+                        fsdp=fsdp)
     data = corpus_blocks(stok, 'train', seq_len=seq_len, max_blocks=-(-tokens//seq_len), max_len=context_length(s))
     s, history = distill(t, s, data, cfg, plan=plan, resume=resume)
     return _save_distilled(s, stok, out, overwrite, plan, dict(teacher=str(teacher), student=str(student),
