@@ -328,7 +328,7 @@ def _report_md(rec) -> str:
         bpb = f"{r['bits_per_byte']:.4f}" if 'bits_per_byte' in r else ''
         lines.append(f"| {r['stage']} | {r['layers']} | {r['hidden']} | {r['intermediate']} "
                      f"| {r['heads']} ({r['kv_heads']}) | {r['params']/1e6:.2f}M | {ppl} | {bpb} | {r['seconds']} |")
-    lines += _tasks_md(rec['stages'])
+    lines += _tasks_md(rec['stages']) + _candidates_md(rec['stages'])
     if rec.get('benchmark'): lines += ['', '## Speed', '', rec['benchmark']['table']]
     lines += ['', f"Model: `{rec['model_dir']}` (loads with `AutoModelForCausalLM.from_pretrained`)."]
     return '\n'.join(lines) + '\n'
@@ -344,6 +344,19 @@ def _tasks_md(stages) -> list[str]:
            '|---|' + '---|' * len(names)]
     out += [f"| {r['stage']} | " + ' | '.join(cell(t) for t in r['tasks']) + ' |' for r in rows]
     return out + ['| chance | ' + ' | '.join(f"{t['chance']:.3f}" for t in rows[0]['tasks']) + ' |']
+
+# %% ../nbs/16_pipeline.ipynb #0ffd9ad3
+def _candidates_md(stages) -> list[str]:
+    "The report's lines for depth steps that chose among candidates: each one's calibration perplexity, best first."
+    out = []
+    for r in stages:
+        cands = ((r.get('plan') or {}).get('meta') or {}).get('candidates')
+        if not cands: continue
+        out += ['', f"## Candidates of {r['stage']} (chosen on calibration-text perplexity)", '',
+                '| metric | policy | removed | calibration ppl |', '|---|---|---|---|']
+        out += [f"| {c['metric']} | {c['policy']} | {c['removed']} | {c['calibration_perplexity']:.2f} |"
+                for c in sorted(cands, key=lambda c: c['calibration_perplexity'])]
+    return out
 
 # %% ../nbs/16_pipeline.ipynb #8b4b56d3
 def _empty(out: Path):
