@@ -745,11 +745,12 @@ def _train(module, args, ds, eds, teacher, c, token_map, callbacks, out, record,
         if trainer is not None: _release(trainer)
 
 # %% ../nbs/12_distill.ipynb #4ba5abdd
-def _gathered(student) -> nn.Module:
-    "A plain copy of an FSDP-sharded `student`, each weight gathered from the processes (on every process)."
+def _gathered(student, dtype=None) -> nn.Module:
+    "A plain copy of an FSDP-sharded `student`, each weight gathered from the processes (on every process), in `dtype`."
     from torch.distributed.tensor import DTensor
     full = lambda t: (t.full_tensor() if isinstance(t, DTensor) else t).detach().clone()
-    sd = {k: full(v) for k, v in student.state_dict().items()}
+    cast = lambda t: t.to(dtype) if dtype is not None and t.is_floating_point() else t
+    sd = {k: cast(full(v)) for k, v in student.state_dict().items()}
     with torch.device('meta'): plain = type(student)(copy.deepcopy(student.config))
     plain.load_state_dict(sd, strict=False, assign=True)
     for name, b in student.named_buffers():
@@ -781,7 +782,7 @@ def distill(teacher,            # the teacher (None with an `OfflineTeacher` dat
     cbs, fns = _user_callbacks(callbacks)
     args = training_arguments(c, max_steps, eds is not None, type(adapter(_base_model(student)).layers[0]).__name__)
     # nothing has changed so far; from here on the student is trained
-    flags = {n: p.requires_grad for n, p in student.named_parameters()}
+    flags, dtype0 = {n: p.requires_grad for n, p in student.named_parameters()}, _base_model(student).dtype
     tflags = None if teacher is None else [p.requires_grad for p in teacher.parameters()]
     trained = _student_variant(student, c)
     projections = (make_projections(layer_map, adapter(_base_model(student)).hidden_size, adapter(teacher).hidden_size)
@@ -793,7 +794,7 @@ def distill(teacher,            # the teacher (None with an `OfflineTeacher` dat
         if teacher is not None:
             for p, f in zip(teacher.parameters(), tflags): p.requires_grad_(f)
     if c.lora_r: student = trained.merge_and_unload()
-    if args.fsdp: student = _gathered(student)
+    if args.fsdp: student = _gathered(student, dtype0)
     for n, p in student.named_parameters():
         if n in flags: p.requires_grad_(flags[n])
     return student.eval(), [dict(tokens=r.get('step', 0)*tps, **r) for r in log]
