@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'INTERRUPTED', 'Choice', 'arg_spec', 'build_parser', 'load', 'check_out', 'say', 'parse_count',
            'get_calibration', 'describe_cmd', 'eval_cmd', 'calibrate_cmd', 'prune_depth_cmd', 'prune_width_cmd',
-           'sparsify_cmd', 'distill_cmd', 'bench_cmd', 'run_cmd', 'export_cmd', 'usage', 'one_line', 'main']
+           'sparsify_cmd', 'distill_cmd', 'bench_cmd', 'run_cmd', 'plan_cmd', 'export_cmd', 'usage', 'one_line', 'main']
 
 # %% ../nbs/17_cli.ipynb #6353ba3d
 import argparse, importlib, inspect, json, os, sys, traceback, types, typing
@@ -444,6 +444,7 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
                 seq_len: int = 256,        # tokens per training sequence
                 batch_size: int = 8,       # sequences per step
                 grad_accum: int = 1,       # gradient accumulation steps
+                fsdp: bool = False,        # shard the student with FSDP2 over the processes (under torchrun)
                 lr: float = 1e-4,          # learning rate
                 save_steps: int = None,    # checkpoint every this many steps
                 dtype: str = None,         # bf16 / fp32 for both models
@@ -463,7 +464,8 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
     cfg = DistillConfig(output_dir=str(run_dir), loss=loss, temperature=temperature, beta=beta, top_k=top_k,
                         features=features, feature_loss=feature_loss, ce_weight=ce_weight, lora_r=lora,
                         train_layers=layers, tokens=tokens, batch_size=batch_size, grad_accum=grad_accum,
-                        learning_rate=lr, save_steps=save_steps, bf16=dtype in ('bf16', 'bfloat16'), progress=not quiet)
+                        learning_rate=lr, save_steps=save_steps, bf16=dtype in ('bf16', 'bfloat16'), progress=not quiet,
+                        fsdp=fsdp)
     data = corpus_blocks(stok, 'train', seq_len=seq_len, max_blocks=-(-tokens//seq_len), max_len=context_length(s))
     s, history = distill(t, s, data, cfg, plan=plan, resume=resume)
     return _save_distilled(s, stok, out, overwrite, plan, dict(teacher=str(teacher), student=str(student),
@@ -551,6 +553,16 @@ def run_cmd(recipe: str,           # a YAML recipe (keys: see `pipeline.RECIPE_K
     say((Path(rec['recipe']['output'])/REPORT_FILE).read_text())
     return 0
 
+# %% ../nbs/17_cli.ipynb #60a9c734
+def plan_cmd(recipe: str,              # a YAML recipe (keys: see `pipeline.RECIPE_KEYS`)
+             gpus: int = 1,            # GPUs the distillation runs on (FSDP shards by them where the recipe sets fsdp)
+             gpu_memory: float = 80.0, # GiB of memory per GPU
+            ) -> int:
+    "Memory per GPU of each stage of a recipe, and its optimizer steps; refuses a recipe that does not fit."
+    from modelopt_nb.plan import check_fits, plan
+    say(check_fits(plan(recipe, gpus, gpu_memory)).to_markdown())
+    return 0
+
 # %% ../nbs/17_cli.ipynb #240e05c3
 def export_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-36l) or a model folder
                *, out: str,                 # folder for the artifact (model.onnx, config, tokenizer, README)
@@ -568,7 +580,7 @@ def export_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-36l) o
 # %% ../nbs/17_cli.ipynb #f2653852
 COMMANDS = {'describe': describe_cmd, 'eval': eval_cmd, 'calibrate': calibrate_cmd, 'prune-depth': prune_depth_cmd,
             'prune-width': prune_width_cmd, 'sparsify': sparsify_cmd, 'distill': distill_cmd, 'bench': bench_cmd,
-            'export': export_cmd, 'run': run_cmd}
+            'export': export_cmd, 'run': run_cmd, 'plan': plan_cmd}
 _ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError, ImportError, OSError)
 
 def usage() -> str:

@@ -27,7 +27,8 @@ from .losses import (LOGIT_LOSSES, FEATURE_LOSSES, BALANCES, LogitLoss, position
 __all__ = ['PROJECTIONS_FILE', 'RUN_FILE', 'TRAINER_STATE_FILE', 'check_layer_map', 'default_layer_map', 'make_projections',
            'DistillConfig', 'DistillModule', 'checkpoints', 'checkpoint_problem', 'last_checkpoint',
            'load_student_checkpoint', 'TrainingStopped', 'LossNotFinite', 'Diverged', 'DistillTrainer', 'as_dataset',
-           'training_arguments', 'distill', 'layers_next_to_removed', 'training_footprint', 'plot_histories']
+           'fsdp_arguments', 'training_arguments', 'distill', 'layers_next_to_removed', 'training_footprint',
+           'plot_histories']
 
 # %% ../nbs/12_distill.ipynb #cb1d3937
 def _kept_of(plan) -> list | None:
@@ -101,6 +102,11 @@ def _check_config(c):
         raise ValueError(f"divergence_factor must be above 1 (or None: no divergence guard), got {c.divergence_factor}")
     if c.kd_weight == 0 and c.ce_weight == 0:
         raise ValueError("kd_weight and ce_weight are both 0: nothing to train on")
+    if not isinstance(c.fsdp, (bool, dict)):
+        raise ValueError(f"fsdp must be True, False or a dict of fsdp_config keys, got {c.fsdp!r}")
+    if c.fsdp and (c.lora_r or c.train_layers is not None):
+        raise ValueError("fsdp shards full training only: a LoRA or frozen-layer student trains few parameters, "
+                         "so train it without fsdp (each process holds it whole, as DDP does)")
     if c.layer_map is not None: c.layer_map = {int(k): int(v) for k, v in dict(c.layer_map).items()}
     if isinstance(c.loss, LogitLoss): c.loss = c.loss.name
     _check_trainer_args(c.trainer_args)
@@ -160,6 +166,7 @@ class DistillConfig(_Checked):
     seed: int = 0                     # the Trainer's seed (data order, LoRA initialisation)
     bf16: bool = False                # mixed precision in bfloat16
     gradient_checkpointing: bool = False  # recompute the student's activations in the backward pass
+    fsdp: bool | dict = False         # shard the student with FSDP2 over the processes (dict: more fsdp_config)
     logging_steps: int = 1            # a history record every this many steps
     save_steps: int | None = None     # checkpoint every this many steps (None: no checkpoints)
     save_total_limit: int | None = 2  # checkpoints kept
@@ -406,6 +413,20 @@ class DistillTrainer(Trainer):
         self.add_callback(_FiniteGuard(self))
         if self.dc.divergence_factor: self.add_callback(_DivergenceGuard(self.dc.divergence_factor))
 
+# %% ../nbs/12_distill.ipynb #2fb0d95e
+@patch
+def create_accelerator_and_postprocess(self: DistillTrainer):
+    "The Trainer's accelerator, with the FSDP plugin kept on CPU processes (where Accelerate drops it)."
+    Trainer.create_accelerator_and_postprocess(self)
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    st = self.accelerator.state
+    if (self.args.fsdp_plugin_args is None or getattr(st, 'fsdp_plugin', None) is not None
+            or st.distributed_type != DistributedType.MULTI_CPU): return
+    st.fsdp_plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
+    st.distributed_type = PartialState._shared_state['distributed_type'] = DistributedType.FSDP
+    self.is_fsdp_enabled = True
+
 # %% ../nbs/12_distill.ipynb #cc83c089
 @patch
 def _teacher_forward(self: DistillTrainer, ids, am) -> tuple[torch.Tensor, dict]:
@@ -481,6 +502,7 @@ def _save(self: DistillTrainer, output_dir=None, state_dict=None):
 
 @patch
 def _load_from_checkpoint(self: DistillTrainer, resume_from_checkpoint, model=None):
+    if self.is_fsdp_enabled: return Trainer._load_from_checkpoint(self, resume_from_checkpoint, model)
     core = self.accelerator.unwrap_model(model if model is not None else self.model)
     load_student_checkpoint(core.student, resume_from_checkpoint)
     if len(core.projections):
@@ -644,10 +666,27 @@ def _check_output_dir(out: Path, record: dict, resume: bool, inputs=()):
     if lr0 != lr: _note(f"Resuming {out} with learning rate {lr:g} (it ran with {lr0:g}): the schedule continues from "
                         "the checkpoint's step with the new peak")
 
+# %% ../nbs/12_distill.ipynb #5263c318
+def fsdp_arguments(config: DistillConfig,  # the run's settings (`fsdp`, `gradient_checkpointing`)
+                   layer_cls: str,         # the class name of the student's decoder layers (the shard unit)
+                   world: int,             # processes
+                  ) -> dict:
+    "The `TrainingArguments` keys for FSDP2 that `config.fsdp` stands for on `world` processes (empty when off)."
+    if not config.fsdp: return {}
+    if world == 1:
+        _note("fsdp: one process has nothing to shard over; training the student whole")
+        return {}
+    fc = dict(fsdp_version=2, transformer_layer_cls_to_wrap=[layer_cls], reshard_after_forward=True,
+              activation_checkpointing=config.gradient_checkpointing, state_dict_type='FULL_STATE_DICT')
+    if isinstance(config.fsdp, dict): fc.update(config.fsdp)
+    return dict(fsdp=True, fsdp_config=fc)
+
 # %% ../nbs/12_distill.ipynb #8e3085e7
 def training_arguments(config: DistillConfig,  # the run's settings
                        max_steps: int,         # optimizer steps
                        has_eval=False,         # is there eval data (evaluate every `config.eval_steps`)?
+                       layer_cls=None,         # the student's decoder layer class name (needed by `config.fsdp`)
+                       world=None,             # processes (default: `WORLD_SIZE`)
                       ) -> TrainingArguments:
     "The `TrainingArguments` a `DistillConfig` stands for (`config.trainer_args` override any of them)."
     c = config
@@ -662,11 +701,14 @@ def training_arguments(config: DistillConfig,  # the run's settings
               prediction_loss_only=True, remove_unused_columns=False, report_to='none', disable_tqdm=not c.progress,
               ddp_find_unused_parameters=False, dataloader_num_workers=0,
               dataloader_pin_memory=torch.cuda.is_available(), logging_nan_inf_filter=False)
+    world = _world_size() if world is None else world
+    if world > 1 and not torch.cuda.is_available(): kw.update(use_cpu=True, ddp_backend='gloo')   # processes of CPUs
+    fsdp = fsdp_arguments(c, layer_cls, world)
     # transformers renamed `gradient_checkpointing` to `activation_checkpointing` during 5.x: use this version's name
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     kw['activation_checkpointing' if 'activation_checkpointing' in names else 'gradient_checkpointing'] = \
-        c.gradient_checkpointing
-    kw.update(c.trainer_args)
+        c.gradient_checkpointing and not fsdp     # under FSDP, FSDP's own checkpointing
+    kw.update(fsdp, **c.trainer_args)
     return TrainingArguments(**kw)
 
 # %% ../nbs/12_distill.ipynb #87fe6c2d
@@ -727,6 +769,22 @@ def _train(module, args, ds, eds, teacher, c, token_map, callbacks, out, record,
     finally:
         if trainer is not None: _release(trainer)
 
+# %% ../nbs/12_distill.ipynb #4ba5abdd
+def _gathered(student, dtype=None) -> nn.Module:
+    "A plain copy of an FSDP-sharded `student`, each weight gathered from the processes (on every process), in `dtype`."
+    from torch.distributed.tensor import DTensor
+    full = lambda t: (t.full_tensor() if isinstance(t, DTensor) else t).detach().clone()
+    cast = lambda t: t.to(dtype) if dtype is not None and t.is_floating_point() else t
+    sd = {k: cast(full(v)) for k, v in student.state_dict().items()}
+    with torch.device('meta'): plain = type(student)(copy.deepcopy(student.config))
+    plain.load_state_dict(sd, strict=False, assign=True)
+    for name, b in student.named_buffers():
+        mod, _, attr = name.rpartition('.'); m = plain.get_submodule(mod)
+        m.register_buffer(attr, full(b), persistent=attr not in m._non_persistent_buffers_set)
+    plain.tie_weights()
+    plain.generation_config = copy.deepcopy(student.generation_config)
+    return plain
+
 # %% ../nbs/12_distill.ipynb #cee10c63
 def distill(teacher,            # the teacher (None with an `OfflineTeacher` dataset, or for LM fine-tuning alone)
             student,            # the student, trained in place (a LoRA student is merged at the end)
@@ -748,9 +806,9 @@ def distill(teacher,            # the teacher (None with an `OfflineTeacher` dat
     inputs = [_source_dir(teacher), _source_dir(_base_model(student))]     # the run may not write into either
     on_main(_check_output_dir, out, record, resume, inputs)   # one process checks; the others get its verdict
     cbs, fns = _user_callbacks(callbacks)
-    args = training_arguments(c, max_steps, eds is not None)
+    args = training_arguments(c, max_steps, eds is not None, type(adapter(_base_model(student)).layers[0]).__name__)
     # nothing has changed so far; from here on the student is trained
-    flags = {n: p.requires_grad for n, p in student.named_parameters()}
+    flags, dtype0 = {n: p.requires_grad for n, p in student.named_parameters()}, _base_model(student).dtype
     tflags = None if teacher is None else [p.requires_grad for p in teacher.parameters()]
     trained = _student_variant(student, c)
     projections = (make_projections(layer_map, adapter(_base_model(student)).hidden_size, adapter(teacher).hidden_size)
@@ -762,6 +820,7 @@ def distill(teacher,            # the teacher (None with an `OfflineTeacher` dat
         if teacher is not None:
             for p, f in zip(teacher.parameters(), tflags): p.requires_grad_(f)
     if c.lora_r: student = trained.merge_and_unload()
+    if args.fsdp: student = _gathered(student, dtype0)
     for n, p in student.named_parameters():
         if n in flags: p.requires_grad_(flags[n])
     return student.eval(), [dict(tokens=r.get('step', 0)*tps, **r) for r in log]

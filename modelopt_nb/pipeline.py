@@ -10,7 +10,7 @@ from .core import on_main, read_marker, write_marker
 
 # %% auto #0
 __all__ = ['RECIPE_KEYS', 'REPORT_FILE', 'MAX_RECIPE_BYTES', 'recipe_fields', 'calibration_fields', 'evaluate_fields',
-           'load_recipe', 'compose_depth_plans', 'compose_width_plans', 'run_recipe']
+           'depth_candidates', 'load_recipe', 'compose_depth_plans', 'compose_width_plans', 'run_recipe']
 
 # %% ../nbs/16_pipeline.ipynb #b44ac532
 RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
@@ -18,7 +18,8 @@ RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
                'device': 'cpu / cuda / ...', 'seed': 'random seed',
                'calibration': 'samples, seq_len, batch_size, angular',
                'prune': 'a list of {depth: {...}} / {width: {...}} steps', 'distill': 'DistillConfig fields, + seq_len',
-               'evaluate': 'blocks, seq_len, tasks, limit', 'benchmark': 'Workload fields, + backends'}
+               'evaluate': 'blocks, seq_len, tasks, limit', 'benchmark': 'Workload fields, + backends',
+               'data': 'token shards of a pretraining mix: shards, sources, tokens, heldout, seed'}
 REPORT_FILE, _RECORD, _STARTED = 'report.md', 'report.json', 'recipe.json'   # the report; a finished run; a started run
 
 def _keys_of(f, drop=('model', 'calibration', 'inplace', 'progress', 'batches')) -> set:
@@ -37,6 +38,7 @@ def recipe_fields(model: str,           # a zoo name or model folder (the teache
                   distill: dict | None = None, # DistillConfig fields, + seq_len (null or absent: no distillation)
                   evaluate: dict | None = None, # see `evaluate_fields`
                   benchmark: dict | None = None, # Workload fields, + backends (null or absent: no benchmark)
+                  data: dict | None = None,    # token shards: shards, sources, tokens, heldout, seed
                  ):
     "The top level of a recipe."
 
@@ -143,6 +145,23 @@ def _read_recipe(recipe) -> dict:
     if not isinstance(r, dict): raise ValueError(f"recipe: {name} must be a mapping of keys, got {type(r).__name__}")
     return r
 
+# %% ../nbs/16_pipeline.ipynb #12eb9fa4
+def depth_candidates(args: dict | None, # a depth step's arguments, `metric` and `policy` each a name or a list
+                    ) -> list[dict]:
+    "The depth step's candidates: one argument dict per (metric, policy) pair the metric supports."
+    from modelopt_nb.importance import LAYER_METRICS, POLICIES
+    from modelopt_nb.depth import prune_depth
+    args = dict(args or {})
+    listed = lambda k: v if isinstance(v := args.get(k, _default(prune_depth, k)), list) else [v]
+    metrics, policies = listed('metric'), listed('policy')
+    if not metrics or not policies: raise ValueError("recipe: a depth step's metric and policy lists must not be empty")
+    bad = [p for p in policies if p not in POLICIES]
+    if bad: raise ValueError(f"recipe: unknown depth policy {bad[0]!r}; known: {', '.join(POLICIES)}")
+    out = [{**args, 'metric': m, 'policy': p} for m in metrics for p in policies
+           if not isinstance(m, str) or p in LAYER_METRICS[m].policies]
+    if not out: raise ValueError(f"recipe: no listed metric {metrics} supports the listed policies {policies}")
+    return out
+
 # %% ../nbs/16_pipeline.ipynb #58717bfc
 def _check_steps(steps) -> list:
     "The prune steps checked: each `{depth: {...}}` or `{width: {...}}` with keys of `prune_depth` / `prune_width`."
@@ -156,7 +175,9 @@ def _check_steps(steps) -> list:
         if not (isinstance(s, dict) and len(s) == 1 and next(iter(s)) in allowed):
             raise ValueError(f"recipe: prune step {i} must be {{depth: {{...}}}} or {{width: {{...}}}}, got {s!r}")
         kind, args = next(iter(s.items()))
-        if args is not None: _need(args, allowed[kind], f'prune[{i}].{kind}', types[kind])
+        for c in (depth_candidates(args) if kind == 'depth' else [args]) if args is not None else []:
+            _need(c, allowed[kind], f'prune[{i}].{kind}', types[kind])
+            args.update({k: v for k, v in c.items() if not isinstance(args.get(k), list)})   # converted values
     return steps
 
 # %% ../nbs/16_pipeline.ipynb #4f583527
@@ -172,7 +193,9 @@ def _check_options(r) -> None:
     "Every option the recipe names, looked up in its registry (an unknown name raises with the known ones)."
     from modelopt_nb.losses import LOGIT_LOSSES, FEATURE_LOSSES
     from modelopt_nb.benchmark import BACKENDS
-    for s in r.get('prune') or []: _step_option(*next(iter(s.items())))
+    for s in r.get('prune') or []:
+        kind, args = next(iter(s.items()))
+        for c in depth_candidates(args) if kind == 'depth' else [args]: _step_option(kind, c)
     d = r.get('distill') or {}
     if 'loss' in d: LOGIT_LOSSES[d['loss']]
     if 'feature_loss' in d: FEATURE_LOSSES[d['feature_loss']]
@@ -360,7 +383,7 @@ def _report_md(rec) -> str:
         bpb = f"{r['bits_per_byte']:.4f}" if 'bits_per_byte' in r else ''
         lines.append(f"| {r['stage']} | {r['layers']} | {r['hidden']} | {r['intermediate']} "
                      f"| {r['heads']} ({r['kv_heads']}) | {r['params']/1e6:.2f}M | {ppl} | {bpb} | {r['seconds']} |")
-    lines += _tasks_md(rec['stages'])
+    lines += _tasks_md(rec['stages']) + _candidates_md(rec['stages'])
     if rec.get('benchmark'): lines += ['', '## Speed', '', rec['benchmark']['table']]
     lines += ['', f"Model: `{rec['model_dir']}` (loads with `AutoModelForCausalLM.from_pretrained`)."]
     return '\n'.join(lines) + '\n'
@@ -376,6 +399,19 @@ def _tasks_md(stages) -> list[str]:
            '|---|' + '---|' * len(names)]
     out += [f"| {r['stage']} | " + ' | '.join(cell(t) for t in r['tasks']) + ' |' for r in rows]
     return out + ['| chance | ' + ' | '.join(f"{t['chance']:.3f}" for t in rows[0]['tasks']) + ' |']
+
+# %% ../nbs/16_pipeline.ipynb #0ffd9ad3
+def _candidates_md(stages) -> list[str]:
+    "The report's lines for depth steps that chose among candidates: each one's calibration perplexity, best first."
+    out = []
+    for r in stages:
+        cands = ((r.get('plan') or {}).get('meta') or {}).get('candidates')
+        if not cands: continue
+        out += ['', f"## Candidates of {r['stage']} (chosen on calibration-text perplexity)", '',
+                '| metric | policy | removed | calibration ppl |', '|---|---|---|---|']
+        out += [f"| {c['metric']} | {c['policy']} | {c['removed']} | {c['calibration_perplexity']:.2f} |"
+                for c in sorted(cands, key=lambda c: c['calibration_perplexity'])]
+    return out
 
 # %% ../nbs/16_pipeline.ipynb #8b4b56d3
 def _empty(out: Path):
@@ -401,19 +437,36 @@ def _forget(out: Path):
 
 # %% ../nbs/16_pipeline.ipynb #303d245c
 def _prune_step(kind, args, model, tok, cal_cfg, progress) -> tuple:
-    "One prune step on `model`: calibration and text as its option (or `reconstruct`) needs; `(model, plan)`."
+    "One prune step on `model`: calibration and text as its options (or `reconstruct`) need; `(model, plan)`."
     from modelopt_nb.calibrate import calibrate, calibration_blocks
     from modelopt_nb.core import adapter
-    from modelopt_nb.depth import prune_depth
     from modelopt_nb.width import prune_width
-    needs, args = _step_option(kind, args).needs, dict(args)
-    rec = bool(args.pop('reconstruct', None))   # width: refit on the calibration blocks
+    cands = depth_candidates(args) if kind == 'depth' else [dict(args)]
+    needs = {n for c in cands for n in _step_option(kind, c).needs}
+    rec = bool(cands[0].pop('reconstruct', None))   # width: refit on the calibration blocks
     blk = calibration_blocks(tok, model, cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256)) \
-        if {'calibration', 'text'} & set(needs) or rec else None
+        if {'calibration', 'text'} & needs or rec or len(cands) > 1 else None
     cal = calibrate(model, blk, batch_size=cal_cfg.get('batch_size', 8), angular=cal_cfg.get('angular', 'per-token'),
                     angular_max_block=adapter(model).num_layers, progress=progress) if 'calibration' in needs else None
-    if kind == 'depth': return prune_depth(model, calibration=cal, batches=blk, progress=progress, **args)
-    return prune_width(model, calibration=cal, reconstruct=blk if rec else None, **args)
+    if kind == 'depth': return _best_depth(model, cands, cal, blk, progress)
+    return prune_width(model, calibration=cal, reconstruct=blk if rec else None, **cands[0])
+
+# %% ../nbs/16_pipeline.ipynb #21b16f25
+def _best_depth(model, cands, cal, blk, progress) -> tuple:
+    "`prune_depth` with each candidate; the one of lowest calibration-text perplexity, every score in `plan.meta`."
+    from modelopt_nb.depth import prune_depth
+    from modelopt_nb.evaluate import perplexity
+    if len(cands) == 1: return prune_depth(model, calibration=cal, batches=blk, progress=progress, **cands[0])
+    best, scores = None, []
+    for c in cands:
+        m, p = prune_depth(model, calibration=cal, batches=blk, progress=progress, **c)
+        ppl = perplexity(m, blk, progress=False).perplexity
+        scores.append(dict(metric=p.metric, policy=p.policy, removed=p.removed, calibration_perplexity=ppl))
+        if best is None or ppl < best[2]: best = (m, p, ppl)
+        del m
+    m, p, _ = best
+    p.meta.update(candidates=scores, chosen_by='calibration-text perplexity')
+    return m, p
 
 # %% ../nbs/16_pipeline.ipynb #6be6c935
 def _distill_step(r, teacher, model, tok, plan, out, resume, progress) -> tuple:

@@ -1,6 +1,6 @@
-"""One small distillation run for tests/test_distill.py: single-process, under torchrun (2 CPU processes, gloo), or
-killed after its first checkpoint (--hang-after-save) and resumed (--resume). Rank 0 writes the loss curve and the final
-weights."""
+"""One small distillation run for tests/test_distill.py and tests/test_fsdp.py: single-process, under torchrun (2 CPU
+processes, gloo), or killed after its first checkpoint (--hang-after-save) and resumed (--resume). Rank 0 writes the
+loss curve and the final weights."""
 
 import argparse, copy, gc, io, json, os, signal, sys, time
 from pathlib import Path
@@ -53,6 +53,8 @@ def main(argv=None):
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--features', action='store_true')
     ap.add_argument('--balance', default='dynamic')
+    ap.add_argument('--fsdp', action='store_true')  # shard the student with FSDP2 (dropped, with a note, on 1 process)
+    ap.add_argument('--save-model', default=None)  # rank 0 saves the returned student here with save_pretrained
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if a.kill_in_save:
@@ -76,12 +78,16 @@ def main(argv=None):
         balance=a.balance,
         warmup_steps=1,
         progress=False,
+        fsdp=a.fsdp,
         trainer_args=targs,
     )
     cbs = [HangAfterFirstSave(a.hang_after_save)] if a.hang_after_save else []
     student, hist = distill(teacher, student, data, cfg, plan=[0, 1, 3], callbacks=cbs, resume=a.resume)
     if int(os.environ.get('RANK', '0')) == 0:
         from safetensors.torch import save_file
+
+        if a.save_model:
+            student.save_pretrained(a.save_model)
 
         wfile = str(Path(a.result).with_suffix('.safetensors'))
         save_file({k: v.detach().clone().contiguous() for k, v in student.state_dict().items()}, wfile)
