@@ -466,7 +466,7 @@ def _check_overlap(path: Path, inputs):
     for src in _input_paths(inputs):
         if path == src or src.is_relative_to(path) or path.is_relative_to(src):
             raise ValueError(f"Refusing to write {path}: it is, holds or lies inside {src}, an input of this run "
-                             "(the model's source, a teacher, a calibration or a tokenizer). Choose another folder.")
+                             "(the model's source, a teacher, a calibration or a tokenizer). Choose another path.")
 
 def _check_writable(path: Path):
     "Refuse `path` when its nearest existing folder cannot be written."
