@@ -153,7 +153,7 @@ def describe_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a mode
     s = describe(m); say(s); say(json.dumps(s.to_dict(), indent=1))
     return 0
 
-# %% ../nbs/17_cli.ipynb #67a0c9d7
+# %% ../nbs/17_cli.ipynb #396850ec
 def pack_cmd(sources: list[str],         # text, JSONL or Parquet files or folders, save_to_disk folders, hub datasets
              *, out: str,                # the shard folder to write
              tokenizer: str,             # the model whose tokenizer packs: a zoo name, a model folder or a hub id
@@ -493,7 +493,7 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
     return _save_distilled(s, stok, out, overwrite, plan, dict(teacher=str(teacher), student=str(student),
                                                                config=cfg.to_dict(), history=history))
 
-# %% ../nbs/17_cli.ipynb #56ab0a73
+# %% ../nbs/17_cli.ipynb #dd5a0322
 def _shard_train(folder, seq_len, tokens, tokenizer):
     "The train split of shard `folder` as a dataset, checked against `tokenizer` and the token budget."
     from modelopt_nb.shards import TokenShards, check_budget

@@ -307,3 +307,42 @@ def test_cli_one_line_errors(tmp_path, shards, capsys):
     rc = main(['calibrate', 'tiny-qwen3-36l', '--out', str(tmp_path / 'c'), '--data', str(tmp_path / 'none')])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and 'No token shards in' in err, err
+
+
+# --- a recipe's data section -----------------------------------------------------------------------------------------
+
+
+def test_recipe_trains_from_its_data_section(tmp_path, text, monkeypatch):
+    "A recipe with `data:` packs its sources once, trains on the mix (not the shipped corpus), and reuses the shards."
+    import modelopt_nb.data as D
+    from modelopt_nb.pipeline import load_recipe, run_recipe
+
+    (tmp_path / 'a.txt').write_text(text[:100_000])
+    (tmp_path / 'b.jsonl').write_text(''.join(json.dumps({'body': f'Note {i}. ' * 40}) + '\n' for i in range(100)))
+    calls, orig = [], D.corpus_blocks
+    spy = lambda tok, split, *a, **k: calls.append(split) or orig(tok, split, *a, **k)
+    monkeypatch.setattr(D, 'corpus_blocks', spy)
+    y = f"""
+model: tiny-qwen3-36l
+output: {tmp_path}/run
+calibration: {{samples: 4, seq_len: 64}}
+prune: [{{depth: {{num_layers: 34}}}}]
+distill: {{batch_size: 2, seq_len: 64, learning_rate: 1.0e-4, divergence_factor: null}}
+data:
+  shards: {tmp_path}/shards
+  sources:
+    - {{path: {tmp_path}/a.txt, weight: 0.7}}
+    - {{path: {tmp_path}/b.jsonl, text_field: body, weight: 0.3}}
+  tokens: 640
+  heldout: 0.01
+"""
+    rec = run_recipe(y, progress=False)
+    hist = json.loads((Path(rec['model_dir']) / 'distill_history.json').read_text())
+    assert max(r.get('step', 0) for r in hist) == 5                       # 640 tokens / (2 × 64) per step
+    assert 'train' not in calls
+    manifest = tmp_path / 'shards' / 'manifest.json'
+    t0 = manifest.stat().st_mtime_ns
+    run_recipe(y.replace('prune:', 'overwrite: true\nprune:'), progress=False)
+    assert manifest.stat().st_mtime_ns == t0                               # packed once, then reused
+    with pytest.raises(ValueError, match=r'data: the budget of 1,000,000,000 tokens is .* epochs of the'):
+        load_recipe(y.replace('tokens: 640', 'tokens: 1e9').replace('run\n', 'run2\n'))
