@@ -59,7 +59,7 @@ def evaluate_fields(blocks: int = 32,      # held-out sequences
 
 _CAL_KEYS, _EVAL_KEYS = _keys_of(calibration_fields, ()), _keys_of(evaluate_fields, ())
 
-# %% ../nbs/16_pipeline.ipynb #8cbd4a26
+# %% ../nbs/16_pipeline.ipynb #22512ce7
 def data_fields(shards: str,             # the shard folder (packed from `sources` when missing, then reused)
                 sources: list = None,    # what to pack: each {path, text_field, config, split, weight}
                 tokens: float = None,    # the distillation token budget (e.g. 2e9)
@@ -221,7 +221,7 @@ def _check_configs(r):
         try: check_tasks(r['evaluate']['tasks'])
         except ValueError as e: raise ValueError(f"recipe: evaluate: {e}") from None
 
-# %% ../nbs/16_pipeline.ipynb #0de8d4b6
+# %% ../nbs/16_pipeline.ipynb #09f1922a
 def _check_data(r):
     "The recipe's `data` section, checked (and converted in place)."
     from modelopt_nb.shards import MANIFEST, as_sources, read_manifest, source_kind
@@ -400,7 +400,7 @@ def _prune_step(kind, args, model, tok, cal_cfg, progress) -> tuple:
     if kind == 'depth': return prune_depth(model, calibration=cal, batches=blk, progress=progress, **args)
     return prune_width(model, calibration=cal, reconstruct=blk if rec else None, **args)
 
-# %% ../nbs/16_pipeline.ipynb #2b66b946
+# %% ../nbs/16_pipeline.ipynb #d79e9920
 def _shard_mix(d, tok, seq, blocks, progress):
     "The recipe's `data`: its sources packed (once) into `shards`, read as `blocks` blocks mixed by their weights."
     from modelopt_nb.shards import TokenShards, as_sources, check_budget, mix, pack, read_manifest
