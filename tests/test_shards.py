@@ -288,6 +288,17 @@ def test_parquet_without_the_text_column(tmp_path, tok):
         pack(tmp_path / 'p.parquet', tmp_path / 'out', tok, progress=False)
 
 
+def test_saved_dataset_without_the_text_column(tmp_path, tok):
+    import datasets
+    from modelopt_nb.shards import pack
+
+    datasets.DatasetDict({'train': datasets.Dataset.from_dict({'content': ['a']})}).save_to_disk(str(tmp_path / 'ds'))
+    with pytest.raises(KeyError, match=r"ds has no text column 'text'; its columns: \['content'\]"):
+        pack(tmp_path / 'ds', tmp_path / 'out', tok, progress=False)
+    with pytest.raises(KeyError, match=r"ds has no split 'validation'; its splits: \['train'\]"):
+        pack({'path': tmp_path / 'ds', 'split': 'validation'}, tmp_path / 'out', tok, progress=False)
+
+
 def test_budget_larger_than_the_data(shards):
     from modelopt_nb.shards import TokenShards, check_budget
 
