@@ -357,3 +357,13 @@ data:
     assert manifest.stat().st_mtime_ns == t0                               # packed once, then reused
     with pytest.raises(ValueError, match=r'data: the budget of 1,000,000,000 tokens is .* epochs of the'):
         load_recipe(y.replace('tokens: 640', 'tokens: 1e9').replace('run\n', 'run2\n'))
+
+
+def test_block_consumers_take_shards(shards):
+    "What reads calibration blocks whole (SparseGPT, width reconstruction) takes shards too, in memory."
+    from modelopt_nb.core import check_blocks, tiny_model
+    from modelopt_nb.shards import TokenShards
+
+    m = tiny_model('qwen3', vocab_size=6144, num_hidden_layers=2)
+    ids = check_blocks(m, TokenShards(shards, 32).take(3))
+    assert ids.shape == (3, 32) and torch.equal(ids[1], TokenShards(shards, 32)[1]['input_ids'])
