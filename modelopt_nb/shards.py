@@ -142,7 +142,7 @@ def _parquet_docs(p: Path, field: str) -> Iterator[tuple]:
     for b in pf.iter_batches(batch_size=1024, columns=[field]):
         for t in b.column(0).to_pylist(): yield t, True
 
-# %% ../nbs/01a_shards.ipynb #2e0f7d00
+# %% ../nbs/01a_shards.ipynb #7e2f5505
 def _dataset_docs(s: Source, kind: str) -> Iterator[tuple]:
     import datasets
     if kind == 'saved-dataset':
@@ -155,7 +155,7 @@ def _dataset_docs(s: Source, kind: str) -> Iterator[tuple]:
     if cols is not None and s.text_field not in cols:
         raise KeyError(f"{s.path} has no text column {s.text_field!r}; its columns: {cols}")
     rows = (ds.select_columns([s.text_field]).iter(batch_size=1000) if kind == 'saved-dataset' else
-            ({s.text_field: [r[s.text_field]]} for r in ds))
+            ({s.text_field: [_field(r, s.text_field, s.path)]} for r in ds))
     for b in rows:
         for t in b[s.text_field]: yield _field({s.text_field: t}, s.text_field, s.path), True
 
