@@ -240,7 +240,14 @@ def _check_data(r):
     have = (Path(d['shards'])/MANIFEST).exists()
     if not have and not d.get('sources'):
         raise ValueError(f"recipe: data: {d['shards']} holds no token shards and there are no `sources` to pack")
-    n = read_manifest(d['shards'])['splits']['train']['tokens'] if have else None
+    m = read_manifest(d['shards']) if have else None
+    if m and d.get('sources'):                           # shards of other sources or settings would be refused later
+        was = (m['settings']['sources'], m['settings']['heldout'], m['settings']['seed'])
+        now = ([s.path for s in as_sources(d['sources'])], d.get('heldout', 0.001), d.get('seed', 0))
+        if [s['path'] for s in was[0]] != now[0] or was[1:] != now[1:]:
+            raise ValueError(f"recipe: data: {d['shards']} holds shards packed from other sources or with another "
+                             "`heldout` or `seed`: choose another `shards` folder")
+    n = m['splits']['train']['tokens'] if m else None
     if n and d.get('tokens') and d['tokens'] > n:
         raise ValueError(f"recipe: data: the budget of {d['tokens']:,.0f} tokens is {d['tokens']/n:.2f} epochs of the "
                          f"{n:,} train tokens in {d['shards']}: pack more text or lower the budget")
