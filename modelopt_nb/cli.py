@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'INTERRUPTED', 'Choice', 'arg_spec', 'build_parser', 'load', 'check_out', 'say', 'parse_count',
-           'get_calibration', 'describe_cmd', 'eval_cmd', 'calibrate_cmd', 'prune_depth_cmd', 'prune_width_cmd',
-           'sparsify_cmd', 'distill_cmd', 'bench_cmd', 'run_cmd', 'plan_cmd', 'export_cmd', 'usage', 'one_line', 'main']
+           'get_calibration', 'describe_cmd', 'pack_cmd', 'eval_cmd', 'calibrate_cmd', 'prune_depth_cmd',
+           'prune_width_cmd', 'sparsify_cmd', 'distill_cmd', 'bench_cmd', 'run_cmd', 'plan_cmd', 'export_cmd', 'usage',
+           'one_line', 'main']
 
 # %% ../nbs/17_cli.ipynb #6353ba3d
 import argparse, importlib, inspect, json, os, sys, traceback, types, typing
@@ -157,6 +158,33 @@ def describe_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a mode
     s = describe(m); say(s); say(json.dumps(s.to_dict(), indent=1))
     return 0
 
+# %% ../nbs/17_cli.ipynb #396850ec
+def pack_cmd(sources: list[str],         # text, JSONL or Parquet files or folders, save_to_disk folders, hub datasets
+             *, out: str,                # the shard folder to write
+             tokenizer: str,             # the model whose tokenizer packs: a zoo name, a model folder or a hub id
+             text_field: str = 'text',   # the text field of JSONL, Parquet and datasets sources
+             config: str = None,         # a hub dataset's configuration
+             split: str = 'train',       # the datasets split to read
+             heldout: float = 0.001,     # share of documents held out
+             seed: int = 0,              # fixes which documents are held out
+             shard_tokens: int = 2**26,  # tokens per shard file at most
+             byte_counts: Choice('shards.BYTE_COUNTS') = 'heldout', # shards with per-token byte counts (bits per byte)
+             overwrite: bool = False,    # replace shards of ours packed from other sources or settings
+             quiet: bool = False,        # no progress bar
+            ) -> int:
+    "Tokenize text once into token shards on disk (manifest, checksums, held-out documents)."
+    from modelopt_nb.core import load_tokenizer
+    from modelopt_nb.shards import Source, pack, read_manifest
+    from modelopt_nb.zoo import _zoo_folder
+    srcs = [Source(s, text_field=text_field, config=config, split=split) for s in sources]
+    tok = load_tokenizer(_zoo_folder(tokenizer))
+    folder = pack(srcs, out, tok, heldout, seed, shard_tokens, byte_counts, overwrite=overwrite, progress=not quiet)
+    m = read_manifest(folder)
+    say(f"{len(m['sources'])} source(s), {m['splits']['train']['tokens']:,} train and "
+        f"{m['splits']['heldout']['tokens']:,} held-out tokens ({m['dtype']}) -> {folder}")
+    return 0
+
+
 # %% ../nbs/17_cli.ipynb #315e4423
 def _write_json(path, obj, *inputs) -> Path:
     "Write `obj` as indented JSON to `path` (on the main process), through `core.write_json`: never over an input."
@@ -177,6 +205,7 @@ def eval_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a model fo
              tasks: list[str] = None, # lm-eval tasks to score too (shipped: `modelopt_nb.tasks.TASKS`)
              limit: int = None,   # items per task (all when None)
              out: str = None,     # a folder for perplexity.json and tasks.json
+             data: str = None,    # a token shard folder (`modelopt-nb pack`): its held-out split, not the shipped
              dtype: str = None,   # fp32, bf16, fp16 (default: the loader's)
              device: str = None,  # cpu, cuda, ... (default: cpu)
             ) -> int:
@@ -184,17 +213,19 @@ def eval_cmd(model: str,          # a zoo name (e.g. tiny-qwen3-36l), a model fo
     from modelopt_nb.core import check_token_ids, context_length, on_main
     from modelopt_nb.data import corpus_blocks
     from modelopt_nb.evaluate import perplexity
+    from modelopt_nb.shards import shard_blocks
     from modelopt_nb.tasks import check_tasks
     if tasks: check_tasks(tasks)                        # unknown or unreachable tasks: before the model loads
     if out: check_out(out, False, model)
-    if json: _check_out_file(json, model, out)
+    if json: _check_out_file(json, model, out, data)
     m, tok = load(model, dtype, device)
     if tok is None: raise ValueError(f"{model} has no tokenizer: it cannot be evaluated on text")
-    held = corpus_blocks(tok, 'heldout', seq_len, blocks, max_len=context_length(m))
+    held = (shard_blocks(data, seq_len, blocks, tok, 'heldout') if data else
+            corpus_blocks(tok, 'heldout', seq_len, blocks, max_len=context_length(m)))
     check_token_ids(m, held.input_ids)                 # a tokenizer of another model: one line, before any forward pass
     r = perplexity(m, held, batch_size)
     say(r)
-    if json: _write_json(json, r.to_dict(), model)   # (`json` is the flag here; the module is used by `_write_json`)
+    if json: _write_json(json, r.to_dict(), model, data)   # (`json`: the flag here; the module is `_write_json`'s)
     res = _score_tasks(m, tok, tasks, limit, batch_size) if tasks else None
     if out: on_main(_write_eval, out, r, res)
     return 0
@@ -225,6 +256,7 @@ def calibrate_cmd(model: str,                    # a zoo name (e.g. tiny-qwen3-3
                   angular: Choice('calibrate.ANGULAR_MODES') = 'per-token', # arccos per token, or of the mean cosine
                   dtype: str = None,             # fp32, bf16, fp16 (default: the loader's)
                   device: str = None,            # cpu, cuda, ... (default: cpu)
+                  data: str = None,              # a token shard folder (`modelopt-nb pack`): its train split
                   overwrite: bool = False,       # replace a calibration already in --out
                   quiet: bool = False,           # no progress bar
                  ) -> int:
@@ -232,9 +264,12 @@ def calibrate_cmd(model: str,                    # a zoo name (e.g. tiny-qwen3-3
     from modelopt_nb.calibrate import calibrate, calibration_blocks
     if (Path(out)/'calibration.json').exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a calibration; pass --overwrite")
-    check_out(out, overwrite, model)
+    check_out(out, overwrite, model, data)
     m, tok = load(model, dtype, device)
-    blk = calibration_blocks(tok, m, samples, seq_len)
+    if data:
+        from modelopt_nb.shards import shard_blocks
+        blk = shard_blocks(data, seq_len, samples, tok, 'train')
+    else: blk = calibration_blocks(tok, m, samples, seq_len)
     cal = calibrate(m, blk, batch_size=batch_size, angular_max_block=angular_max_block, angular=angular,
                     progress=not quiet)
     cal.meta['model'] = model
@@ -449,6 +484,7 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
                 save_steps: int = None,    # checkpoint every this many steps
                 dtype: str = None,         # bf16 / fp32 for both models
                 run_dir: str = None,       # checkpoints of the run (default: OUT-run)
+                data: str = None,          # a token shard folder (`modelopt-nb pack`) to train from (default: shipped)
                 resume: bool = False,      # continue the run in --run-dir from its last checkpoint
                 overwrite: bool = False,   # replace a non-empty --out
                 quiet: bool = False,       # no progress bar
@@ -457,8 +493,8 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
     from modelopt_nb.core import context_length
     from modelopt_nb.data import corpus_blocks
     from modelopt_nb.distill import DistillConfig, distill
-    out = check_out(out, overwrite, teacher, student)                   # overlapping neither model's folder
-    run_dir = _check_run_dir(run_dir or f'{out}-run', out, teacher, student)   # before any model loads
+    out = check_out(out, overwrite, teacher, student, data)            # overlapping no input (models, shards)
+    run_dir = _check_run_dir(run_dir or f'{out}-run', out, teacher, student, data)   # before any model loads
     t, s, stok = _load_pair(teacher, student, dtype)
     plan, layers = _student_plan(student, train_layers)
     cfg = DistillConfig(output_dir=str(run_dir), loss=loss, temperature=temperature, beta=beta, top_k=top_k,
@@ -466,10 +502,20 @@ def distill_cmd(*, teacher: str,           # zoo name or model folder
                         train_layers=layers, tokens=tokens, batch_size=batch_size, grad_accum=grad_accum,
                         learning_rate=lr, save_steps=save_steps, bf16=dtype in ('bf16', 'bfloat16'), progress=not quiet,
                         fsdp=fsdp)
-    data = corpus_blocks(stok, 'train', seq_len=seq_len, max_blocks=-(-tokens//seq_len), max_len=context_length(s))
-    s, history = distill(t, s, data, cfg, plan=plan, resume=resume)
+    train = (_shard_train(data, seq_len, tokens, stok) if data else
+             corpus_blocks(stok, 'train', seq_len=seq_len, max_blocks=-(-tokens//seq_len), max_len=context_length(s)))
+    s, history = distill(t, s, train, cfg, plan=plan, resume=resume)
     return _save_distilled(s, stok, out, overwrite, plan, dict(teacher=str(teacher), student=str(student),
                                                                config=cfg.to_dict(), history=history))
+
+# %% ../nbs/17_cli.ipynb #dd5a0322
+def _shard_train(folder, seq_len, tokens, tokenizer):
+    "The train split of shard `folder` as a dataset, checked against `tokenizer` and the token budget."
+    from modelopt_nb.shards import TokenShards, check_budget
+    ds = TokenShards(folder, seq_len, 'train', tokenizer=tokenizer)
+    check_budget(tokens, ds)
+    return ds
+
 
 # %% ../nbs/17_cli.ipynb #ff4fa65e
 def _load_pair(teacher, student, dtype=None) -> tuple:
@@ -578,9 +624,9 @@ def export_cmd(model: str,                  # a zoo name (e.g. tiny-qwen3-36l) o
     return 0
 
 # %% ../nbs/17_cli.ipynb #f2653852
-COMMANDS = {'describe': describe_cmd, 'eval': eval_cmd, 'calibrate': calibrate_cmd, 'prune-depth': prune_depth_cmd,
-            'prune-width': prune_width_cmd, 'sparsify': sparsify_cmd, 'distill': distill_cmd, 'bench': bench_cmd,
-            'export': export_cmd, 'run': run_cmd, 'plan': plan_cmd}
+COMMANDS = {'describe': describe_cmd, 'pack': pack_cmd, 'eval': eval_cmd, 'calibrate': calibrate_cmd,
+            'prune-depth': prune_depth_cmd, 'prune-width': prune_width_cmd, 'sparsify': sparsify_cmd,
+            'distill': distill_cmd, 'bench': bench_cmd, 'export': export_cmd, 'run': run_cmd, 'plan': plan_cmd}
 _ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError, ImportError, OSError)
 
 def usage() -> str:

@@ -540,9 +540,10 @@ def check_token_ids(model, # a supported decoder (its embedding gives the vocabu
 
 # %% ../nbs/00_core.ipynb #84656560
 def check_blocks(model,   # a supported decoder
-                 blocks,  # `data.TokenBlocks` or an integer tensor [n, seq_len] of token ids
+                 blocks,  # `data.TokenBlocks`, `shards.TokenShards`, or an integer tensor [n, seq_len] of token ids
                 ) -> Tensor:
     "The token ids of `blocks` as a LongTensor [n, seq_len], after checking shape, vocabulary and context length."
+    if hasattr(blocks, 'to_blocks'): blocks = blocks.to_blocks()     # blocks read from token shards, into memory
     ids = getattr(blocks, 'input_ids', blocks)
     if not torch.is_tensor(ids) or ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
         raise ValueError("blocks must be TokenBlocks or a LongTensor [n, seq_len] of token ids, got "

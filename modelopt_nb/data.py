@@ -194,12 +194,14 @@ def corpus_blocks(tokenizer,              # the model's tokenizer
     return token_blocks(tokenizer, corpus_splits(tuple(sources))[split], seq_len, max_blocks, max_len)
 
 # %% ../nbs/01_data.ipynb #4ac7addb
-def iter_batches(batches,        # `TokenBlocks`, a LongTensor [n, seq_len], or an iterable of dicts / tensors
+def iter_batches(batches,        # `TokenBlocks`, `TokenShards`, `Mixture`, a LongTensor [n, seq_len], or dicts
                  batch_size=8,   # sequences per batch (for `TokenBlocks` and tensors)
                 ) -> tuple:
     "(iterator of dicts with `input_ids`, number of batches or None)."
     if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}")
     if isinstance(batches, TokenBlocks): return batches.batches(batch_size), math.ceil(len(batches)/batch_size)
+    if hasattr(batches, 'batches') and hasattr(batches, '__len__'):   # block datasets over token shards
+        return batches.batches(batch_size), math.ceil(len(batches)/batch_size)
     if torch.is_tensor(batches):
         if batches.dim() != 2: raise ValueError(f"Expected token ids of shape [n, seq_len], got {tuple(batches.shape)}")
         n = math.ceil(len(batches)/batch_size)

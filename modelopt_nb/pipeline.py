@@ -10,7 +10,7 @@ from .core import on_main, read_marker, write_marker
 
 # %% auto #0
 __all__ = ['RECIPE_KEYS', 'REPORT_FILE', 'MAX_RECIPE_BYTES', 'recipe_fields', 'calibration_fields', 'evaluate_fields',
-           'depth_candidates', 'load_recipe', 'compose_depth_plans', 'compose_width_plans', 'run_recipe']
+           'data_fields', 'depth_candidates', 'load_recipe', 'compose_depth_plans', 'compose_width_plans', 'run_recipe']
 
 # %% ../nbs/16_pipeline.ipynb #b44ac532
 RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
@@ -19,7 +19,7 @@ RECIPE_KEYS = {'model': 'a zoo name or model folder', 'output': 'output folder',
                'calibration': 'samples, seq_len, batch_size, angular',
                'prune': 'a list of {depth: {...}} / {width: {...}} steps', 'distill': 'DistillConfig fields, + seq_len',
                'evaluate': 'blocks, seq_len, tasks, limit', 'benchmark': 'Workload fields, + backends',
-               'data': 'token shards of a pretraining mix: shards, sources, tokens, heldout, seed'}
+               'data': 'shards, sources, tokens, heldout, seed (the distill step trains on token shards)'}
 REPORT_FILE, _RECORD, _STARTED = 'report.md', 'report.json', 'recipe.json'   # the report; a finished run; a started run
 
 def _keys_of(f, drop=('model', 'calibration', 'inplace', 'progress', 'batches')) -> set:
@@ -38,7 +38,7 @@ def recipe_fields(model: str,           # a zoo name or model folder (the teache
                   distill: dict | None = None, # DistillConfig fields, + seq_len (null or absent: no distillation)
                   evaluate: dict | None = None, # see `evaluate_fields`
                   benchmark: dict | None = None, # Workload fields, + backends (null or absent: no benchmark)
-                  data: dict | None = None,    # token shards: shards, sources, tokens, heldout, seed
+                  data: dict | None = None,    # see `data_fields` (absent: the distill step reads the shipped corpus)
                  ):
     "The top level of a recipe."
 
@@ -58,6 +58,18 @@ def evaluate_fields(blocks: int = 32,      # held-out sequences
     "The `evaluate` section of a recipe."
 
 _CAL_KEYS, _EVAL_KEYS = _keys_of(calibration_fields, ()), _keys_of(evaluate_fields, ())
+
+# %% ../nbs/16_pipeline.ipynb #22512ce7
+def data_fields(shards: str,             # the shard folder (packed from `sources` when missing, then reused)
+                sources: list = None,    # what to pack: each {path, text_field, config, split, weight}
+                tokens: float = None,    # the distillation token budget (e.g. 2e9)
+                heldout: float = 0.001,  # share of documents held out
+                seed: int = 0,           # fixes the held-out documents and the order of the mix
+               ):
+    "The `data` section of a recipe."
+
+_DATA_KEYS = _keys_of(data_fields, ())
+
 
 # %% ../nbs/16_pipeline.ipynb #aed66834
 def _types(f) -> dict:
@@ -256,6 +268,7 @@ def _check_sections(r, steps):
           {**_types(Workload), 'backends': list})
     if r.get('distill') is not None and not steps:
         raise ValueError("recipe: `distill` needs a `prune` step (there is no student)")
+    _check_data(r)
     _check_configs(r)
 
 def _check_configs(r):
@@ -281,6 +294,38 @@ def _check_configs(r):
         from modelopt_nb.tasks import check_tasks
         try: check_tasks(r['evaluate']['tasks'])
         except ValueError as e: raise ValueError(f"recipe: evaluate: {e}") from None
+
+# %% ../nbs/16_pipeline.ipynb #09f1922a
+def _check_data(r):
+    "The recipe's `data` section, checked (and converted in place)."
+    from modelopt_nb.shards import MANIFEST, as_sources, read_manifest, source_kind
+    d = r.get('data')
+    if d is None: return
+    _need(d, _DATA_KEYS, 'data', _types(data_fields))
+    if not d.get('shards'): raise ValueError("recipe: data: `shards` is required (the token shard folder)")
+    if r.get('distill') is None: raise ValueError("recipe: `data` feeds the distill step: add a `distill` section")
+    if d.get('tokens') is not None and (r['distill'] or {}).get('tokens') is not None:
+        raise ValueError("recipe: give the token budget once: `data: tokens` or `distill: tokens`")
+    if d.get('tokens') is not None and not d['tokens'] >= 1: raise ValueError("recipe: data: `tokens` must be positive")
+    if not 0 <= d.get('heldout', 0.001) < 1: raise ValueError("recipe: data: `heldout` must lie in [0, 1)")
+    try:
+        for s in as_sources(d['sources']) if d.get('sources') else []: source_kind(s)
+    except (ValueError, TypeError, FileNotFoundError) as e: raise ValueError(f"recipe: data: {e}") from None
+    have = (Path(d['shards'])/MANIFEST).exists()
+    if not have and not d.get('sources'):
+        raise ValueError(f"recipe: data: {d['shards']} holds no token shards and there are no `sources` to pack")
+    m = read_manifest(d['shards']) if have else None
+    if m and d.get('sources'):                           # shards of other sources or settings would be refused later
+        was = (m['settings']['sources'], m['settings']['heldout'], m['settings']['seed'])
+        now = ([s.path for s in as_sources(d['sources'])], d.get('heldout', 0.001), d.get('seed', 0))
+        if [s['path'] for s in was[0]] != now[0] or was[1:] != now[1:]:
+            raise ValueError(f"recipe: data: {d['shards']} holds shards packed from other sources or with another "
+                             "`heldout` or `seed`: choose another `shards` folder")
+    n = m['splits']['train']['tokens'] if m else None
+    if n and d.get('tokens') and d['tokens'] > n:
+        raise ValueError(f"recipe: data: the budget of {d['tokens']:,.0f} tokens is {d['tokens']/n:.2f} epochs of the "
+                         f"{n:,} train tokens in {d['shards']}: pack more text or lower the budget")
+
 
 # %% ../nbs/16_pipeline.ipynb #8b6df600
 def load_recipe(recipe,         # a YAML file path, a YAML string or a dict
@@ -468,15 +513,33 @@ def _best_depth(model, cands, cal, blk, progress) -> tuple:
     p.meta.update(candidates=scores, chosen_by='calibration-text perplexity')
     return m, p
 
+# %% ../nbs/16_pipeline.ipynb #d79e9920
+def _shard_mix(d, tok, seq, blocks, progress):
+    "The recipe's `data`: its sources packed (once) into `shards`, read as `blocks` blocks mixed by their weights."
+    from modelopt_nb.shards import TokenShards, as_sources, check_budget, mix, pack, read_manifest
+    srcs = as_sources(d['sources']) if d.get('sources') else None
+    if srcs: pack(srcs, d['shards'], tok, heldout=d.get('heldout', 0.001), seed=d.get('seed', 0), progress=progress)
+    check_budget(blocks*seq, TokenShards(d['shards'], seq, tokenizer=tok))
+    names = [s['name'] for s in read_manifest(d['shards'])['sources']]
+    parts = [TokenShards(d['shards'], seq, sources=i, tokenizer=tok) for i in range(len(names))]
+    m = mix(parts, [s.weight for s in srcs] if srcs else [len(p) for p in parts], num_blocks=blocks,
+            seed=d.get('seed', 0))
+    for name, e in zip(names, m.epochs):
+        if e > 1: print(f"data: {name} is read {e:.2f} times (its weight asks for more than it holds)")
+    return m
+
+
 # %% ../nbs/16_pipeline.ipynb #6be6c935
 def _distill_step(r, teacher, model, tok, plan, out, resume, progress) -> tuple:
     "Distil `model` from `teacher` as the recipe's `distill` says (feature layers paired by the depth `plan`)."
     from modelopt_nb.data import corpus_blocks
     from modelopt_nb.distill import DistillConfig, distill
     d = dict(r['distill']); seq = d.pop('seq_len', 256)
+    if (r.get('data') or {}).get('tokens') is not None: d['tokens'] = int(r['data']['tokens'])
     cfg = DistillConfig(output_dir=str(out/'distill-run'), progress=progress, **d)
     need = cfg.max_steps*cfg.batch_size*cfg.grad_accum if cfg.tokens is None else -(-cfg.tokens//seq)
-    train = corpus_blocks(tok, 'train', seq_len=seq, max_blocks=need)
+    train = (_shard_mix(r['data'], tok, seq, need, progress) if r.get('data') else
+             corpus_blocks(tok, 'train', seq_len=seq, max_blocks=need))
     return distill(teacher, model, train, cfg, plan=plan, resume=resume and (out/'distill-run').exists())
 
 def _bench_step(b, teacher, model, progress) -> dict:
