@@ -481,16 +481,24 @@ def _forget(out: Path):
     if not any((out/'distill-run').glob('checkpoint-*')): _empty(out)
 
 # %% ../nbs/16_pipeline.ipynb #303d245c
-def _prune_step(kind, args, model, tok, cal_cfg, progress) -> tuple:
+def _calibration_text(tok, model, cal_cfg, shards=None):
+    "A prune step's calibration blocks: from the train split of the recipe's shards (with `data`), else the corpus'."
+    from modelopt_nb.calibrate import calibration_blocks
+    n, seq = cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256)
+    if shards is None: return calibration_blocks(tok, model, n, seq)
+    from modelopt_nb.shards import shard_blocks
+    return shard_blocks(shards, seq, n, tok, split='train', seed=cal_cfg.get('seed', 0))
+
+def _prune_step(kind, args, model, tok, cal_cfg, progress, shards=None) -> tuple:
     "One prune step on `model`: calibration and text as its options (or `reconstruct`) need; `(model, plan)`."
-    from modelopt_nb.calibrate import calibrate, calibration_blocks
+    from modelopt_nb.calibrate import calibrate
     from modelopt_nb.core import adapter
     from modelopt_nb.width import prune_width
     cands = depth_candidates(args) if kind == 'depth' else [dict(args)]
     needs = {n for c in cands for n in _step_option(kind, c).needs}
     rec = bool(cands[0].pop('reconstruct', None))   # width: refit on the calibration blocks
-    blk = calibration_blocks(tok, model, cal_cfg.get('samples', 32), cal_cfg.get('seq_len', 256)) \
-        if {'calibration', 'text'} & needs or rec or len(cands) > 1 else None
+    blk = _calibration_text(tok, model, cal_cfg, shards) if {'calibration', 'text'} & needs or rec or len(cands) > 1 \
+        else None
     cal = calibrate(model, blk, batch_size=cal_cfg.get('batch_size', 8), angular=cal_cfg.get('angular', 'per-token'),
                     angular_max_block=adapter(model).num_layers, progress=progress) if 'calibration' in needs else None
     if kind == 'depth': return _best_depth(model, cands, cal, blk, progress)
@@ -514,11 +522,29 @@ def _best_depth(model, cands, cal, blk, progress) -> tuple:
     return m, p
 
 # %% ../nbs/16_pipeline.ipynb #d79e9920
-def _shard_mix(d, tok, seq, blocks, progress):
-    "The recipe's `data`: its sources packed (once) into `shards`, read as `blocks` blocks mixed by their weights."
-    from modelopt_nb.shards import TokenShards, as_sources, check_budget, mix, pack, read_manifest
+def _packed(d, tok, progress) -> Path:
+    "The recipe's shard folder, its `sources` packed into it first (once: a folder packed alike is reused)."
+    from modelopt_nb.shards import as_sources, pack
     srcs = as_sources(d['sources']) if d.get('sources') else None
     if srcs: pack(srcs, d['shards'], tok, heldout=d.get('heldout', 0.001), seed=d.get('seed', 0), progress=progress)
+    return Path(d['shards'])
+
+def _heldout_text(tok, ev, shards=None):
+    "The report's held-out blocks: the shards' held-out documents when the recipe has `data` (and they hold enough)."
+    from modelopt_nb.data import corpus_blocks
+    seq, n = ev.get('seq_len', 256), ev.get('blocks', 32)
+    if shards is not None:
+        from modelopt_nb.shards import TokenShards
+        held = TokenShards(shards, seq, 'heldout', shuffle=True, tokenizer=tok)
+        if len(held): return held.take(min(n, len(held))).to_blocks()
+        print(f"data: {shards} holds no held-out block of {seq} tokens: the report reads the shipped held-out text")
+    return corpus_blocks(tok, 'heldout', seq_len=seq, max_blocks=n)
+
+def _shard_mix(d, tok, seq, blocks, progress):
+    "The recipe's `data`: its sources packed (once) into `shards`, read as `blocks` blocks mixed by their weights."
+    from modelopt_nb.shards import TokenShards, as_sources, check_budget, mix, read_manifest
+    srcs = as_sources(d['sources']) if d.get('sources') else None
+    _packed(d, tok, progress)
     check_budget(blocks*seq, TokenShards(d['shards'], seq, tokenizer=tok))
     names = [s['name'] for s in read_manifest(d['shards'])['sources']]
     parts = [TokenShards(d['shards'], seq, sources=i, tokenizer=tok) for i in range(len(names))]
@@ -582,17 +608,16 @@ def _run(r, out, t_all, progress, resume) -> dict:
     import torch
     from modelopt_nb.zoo import load_pretrained
     from modelopt_nb.core import save_checkpoint
-    from modelopt_nb.data import corpus_blocks
     torch.manual_seed(r.get('seed', 0))
     teacher, tok = load_pretrained(r['model'], dtype=r.get('dtype'), device=r.get('device'))
-    ev = r.get('evaluate')
-    held = None if ev is None else corpus_blocks(tok, 'heldout', seq_len=ev.get('seq_len', 256),
-                                                 max_blocks=ev.get('blocks', 32))
+    ev, shards = r.get('evaluate'), _packed(r['data'], tok, progress) if r.get('data') else None
+    held = None if ev is None else _heldout_text(tok, ev, shards)
     score = _task_scorer(ev, tok)
     stages, steps, model = [_stage('original', teacher, held, 0.0, score=score)], [], teacher
     for i, step in enumerate(r.get('prune') or []):
         (kind, args), t = next(iter(step.items())), time.time()
-        model, plan = _prune_step(kind, dict(args or {}), model, tok, dict(r.get('calibration') or {}), progress)
+        model, plan = _prune_step(kind, dict(args or {}), model, tok, dict(r.get('calibration') or {}), progress,
+                                  shards)
         steps.append((kind, plan))
         stages.append(_stage(f'prune {kind} ({i})', model, held, time.time() - t, plan, score))
     extra = _plan_files(steps)

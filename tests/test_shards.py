@@ -324,7 +324,7 @@ def test_cli_one_line_errors(tmp_path, shards, capsys):
 
 
 def test_recipe_trains_from_its_data_section(tmp_path, text, monkeypatch):
-    "A recipe with `data:` packs its sources once, trains on the mix (not the shipped corpus), and reuses the shards."
+    "A recipe with `data:` packs its sources once, calibrates and trains on them (not the shipped corpus), reuses them."
     import modelopt_nb.data as D
     from modelopt_nb.pipeline import load_recipe, run_recipe
 
@@ -350,7 +350,7 @@ data:
     rec = run_recipe(y, progress=False)
     hist = json.loads((Path(rec['model_dir']) / 'distill_history.json').read_text())
     assert max(r.get('step', 0) for r in hist) == 5                       # 640 tokens / (2 × 64) per step
-    assert 'train' not in calls
+    assert 'train' not in calls and 'calibration' not in calls              # calibrated on the data's train split too
     manifest = tmp_path / 'shards' / 'manifest.json'
     t0 = manifest.stat().st_mtime_ns
     run_recipe(y.replace('prune:', 'overwrite: true\nprune:'), progress=False)
