@@ -8,6 +8,9 @@
    paragraphs shuffled and repeated (said in the record). The peak is read in the child: VmHWM from /proc/self/status
    where there is one (getrusage's ru_maxrss keeps the peak of the forked parent across exec, so a child of a large
    process would report the parent's size), else resource.getrusage. Goal <= 1.2.
+   The same two shard sets are then read by a fresh process distilling tiny-qwen3-36l into a 24-layer copy for a few
+   steps, its blocks drawn by a seeded shuffle from the whole set (memory maps: only the pages read become resident):
+   peak RSS distilling from the large set over the small one. Goal <= 1.2.
 3. Distillation tokens/s with `TokenShards` over in-memory `TokenBlocks` of the same blocks (tiny-qwen3-36l into a
    24-layer copy), timed as process CPU time of the training loop on one torch thread (reading blocks happens in the
    same process: the data loader has no workers), after one untimed run, four runs each alternated (AB BA AB BA),
@@ -98,6 +101,39 @@ print(base, peak_kib(), n, dt)
 """
 
 
+DISTILL_CHILD = """
+import copy, os, resource, sys
+def peak_kib():
+    if os.path.exists('/proc/self/status'):
+        for line in open('/proc/self/status'):
+            if line.startswith('VmHWM:'): return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import torch
+from modelopt_nb.core import adapter
+from modelopt_nb.distill import DistillConfig, distill
+from modelopt_nb.shards import TokenShards
+from modelopt_nb.zoo import load_pretrained
+teacher, tok = load_pretrained('tiny-qwen3-36l')
+student = copy.deepcopy(teacher)
+adapter(student).set_layers(sorted({round(i * 35 / 23) for i in range(24)}))
+data = TokenShards(sys.argv[1], 256, shuffle=True, seed=0, tokenizer=tok)    # blocks drawn from the whole set
+base = peak_kib()
+distill(teacher, student, data, DistillConfig(output_dir=sys.argv[2], max_steps=int(sys.argv[3]), batch_size=4,
+                                              progress=False))
+print(base, peak_kib(), len(data))
+"""
+
+
+def _distill_rss(shards: Path, run: Path, steps: int) -> tuple:
+    "(RSS after loading, peak RSS, blocks) of a fresh process distilling `steps` steps from `shards`."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '2'}
+    r = subprocess.run([sys.executable, '-c', DISTILL_CHILD, str(shards), str(run), str(steps)], env=env,
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode: raise RuntimeError(r.stderr[-2000:])
+    base, peak, n = r.stdout.split()[-3:]
+    return int(base) * 1024, int(peak) * 1024, int(n)
+
+
 def _pack_rss(src: Path, out: Path) -> tuple:
     env = {**os.environ, 'PYTHONPATH': str(ROOT)}
     r = subprocess.run([sys.executable, '-c', CHILD, str(src), str(out), str(TOKENIZER)], env=env, capture_output=True,
@@ -126,13 +162,21 @@ def peak_rss(d: Path, quick: bool) -> list[dict]:
     small = _synthetic(d, 1_000_000)
     bs, ps, ns, ts = _pack_rss(small, d / 'rss-small')
     bb, pb, nb, tb = _pack_rss(big, d / 'rss-big')
-    mib = 2**20
+    mib, steps = 2**20, 3 if quick else 8
+    dbs, dps, dns = _distill_rss(d / 'rss-small', d / 'run-small', steps)
+    dbb, dpb, dnb = _distill_rss(d / 'rss-big', d / 'run-big', steps)
     return [
         dict(case=f'{ns:,} tokens', metric='peak RSS packing', value=ps / mib, unit='MiB',
              note=f'{(ps - bs) / mib:.1f} MiB above the process after imports; {ns / ts:,.0f} tokens/s'),
         dict(case=f'{nb:,} tokens: {what}', metric='peak RSS packing', value=pb / mib, unit='MiB', ratio=pb / ps,
              ratio_of=f'peak RSS {nb / 1e6:.1f}M / {ns / 1e6:.1f}M tokens, fresh processes', goal='<= 1.2',
              note=f'{(pb - bb) / mib:.1f} MiB above the process after imports; {nb / tb:,.0f} tokens/s'),
+        dict(case=f'{dns:,} blocks of 256 ({ns / 1e6:.1f}M tokens), {steps} steps of 4', metric='peak RSS distilling',
+             value=dps / mib, unit='MiB', note=f'{(dps - dbs) / mib:.1f} MiB above the loaded models'),
+        dict(case=f'{dnb:,} blocks of 256 ({nb / 1e6:.1f}M tokens), {steps} steps of 4', metric='peak RSS distilling',
+             value=dpb / mib, unit='MiB', ratio=dpb / dps, goal='<= 1.2',
+             ratio_of=f'peak RSS distilling from {nb / 1e6:.1f}M / {ns / 1e6:.1f}M tokens of shards, fresh processes',
+             note=f'{(dpb - dbb) / mib:.1f} MiB above the loaded models'),
     ]
 
 
