@@ -81,13 +81,17 @@ def throughput(d: Path, quick: bool) -> list[dict]:
     ]
 
 
-CHILD = """
-import os, resource, sys, time
+PEAK = """
+import os, resource
 def peak_kib():
     if os.path.exists('/proc/self/status'):
         for line in open('/proc/self/status'):
             if line.startswith('VmHWM:'): return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+CHILD = PEAK + """
+import sys, time
 from transformers import AutoTokenizer
 from modelopt_nb.shards import pack, read_manifest
 tok = AutoTokenizer.from_pretrained(sys.argv[3])
@@ -101,14 +105,8 @@ print(base, peak_kib(), n, dt)
 """
 
 
-DISTILL_CHILD = """
-import copy, os, resource, sys
-def peak_kib():
-    if os.path.exists('/proc/self/status'):
-        for line in open('/proc/self/status'):
-            if line.startswith('VmHWM:'): return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-import torch
+DISTILL_CHILD = PEAK + """
+import copy, sys
 from modelopt_nb.core import adapter
 from modelopt_nb.distill import DistillConfig, distill
 from modelopt_nb.shards import TokenShards
