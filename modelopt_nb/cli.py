@@ -6,10 +6,10 @@
 __all__ = ['COMMANDS', 'INTERRUPTED', 'Choice', 'arg_spec', 'build_parser', 'load', 'check_out', 'say', 'parse_count',
            'get_calibration', 'describe_cmd', 'pack_cmd', 'eval_cmd', 'calibrate_cmd', 'prune_depth_cmd',
            'prune_width_cmd', 'sparsify_cmd', 'distill_cmd', 'bench_cmd', 'run_cmd', 'plan_cmd', 'export_cmd', 'usage',
-           'one_line', 'main']
+           'one_line', 'import_plugins', 'main']
 
 # %% ../nbs/17_cli.ipynb #6353ba3d
-import argparse, importlib, inspect, json, os, sys, traceback, types, typing
+import argparse, importlib, importlib.util, inspect, json, os, sys, traceback, types, typing
 from pathlib import Path
 from fastcore.docments import docments
 
@@ -632,8 +632,8 @@ _ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirecto
 def usage() -> str:
     "The top-level help: every subcommand with the first line of its function's docstring."
     w = max(map(len, COMMANDS))
-    head = ('usage: modelopt-nb SUBCOMMAND [options] [--debug]   (modelopt-nb SUBCOMMAND --help for its options; '
-            '--debug shows tracebacks)')
+    head = ('usage: modelopt-nb [--import MODULE] SUBCOMMAND [options] [--debug]   (modelopt-nb SUBCOMMAND --help for '
+            'its options; --import loads your registered options; --debug shows tracebacks)')
     rows = [f'  {k:<{w}}  {inspect.getdoc(f).splitlines()[0]}' for k, f in COMMANDS.items()]
     return head + '\n\nsubcommands:\n' + '\n'.join(rows)
 
@@ -663,6 +663,33 @@ def _is_main() -> bool:
     "Is this the reporting process (rank 0 under torchrun, else the only one)?"
     return os.environ.get('RANK', '0') == '0'
 
+# %% ../nbs/17_cli.ipynb #6e3f06e4
+def _import_module(name: str):
+    "Import `name`: a `.py` file (by path) or a dotted module name; a missing one is a one-line error."
+    p = Path(name).expanduser()
+    if p.suffix == '.py':
+        if not p.is_file(): raise FileNotFoundError(f"--import: no such file {p}")
+        spec = importlib.util.spec_from_file_location(p.stem, p)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[p.stem] = mod
+        spec.loader.exec_module(mod)
+        return mod
+    try: return importlib.import_module(name)
+    except ModuleNotFoundError as e: raise ModuleNotFoundError(f"--import {name}: {e}") from None
+
+def import_plugins(argv: list) -> list:
+    "Import each module named by `--import MODULE` (or `--import=MODULE`) in `argv`; `argv` without those flags."
+    rest, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == '--import' or a.startswith('--import='):
+            name = a.split('=', 1)[1] if '=' in a else (argv[i + 1] if i + 1 < len(argv) else '')
+            if not name: raise ValueError("--import needs a module name or a .py file")
+            _import_module(name)
+            i += 1 if '=' in a else 2
+        else: rest.append(a); i += 1
+    return rest
+
 # %% ../nbs/17_cli.ipynb #200b94e8
 INTERRUPTED = ("outputs are written whole or not at all, so nothing half-written was left (a distillation keeps its "
                "checkpoints: --resume continues from the last)")
@@ -672,6 +699,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv
     argv = [a for a in argv if a != '--debug']
+    try: argv = import_plugins(argv)                     # the user's registrations, before any parser is built
+    except Exception as e:
+        if debug: traceback.print_exc()
+        print(f"modelopt-nb: error: {one_line(e)}", file=sys.stderr); return 1
     if not argv or argv[0] in ('-h', '--help'):
         print(usage()); return 0
     cmd, rest = argv[0], argv[1:]
