@@ -162,6 +162,7 @@ def _engine_env(name: str) -> Path | None:
 class Backend(Option):
     "A way to run a model: `fn(model) -> run`, `run(input_ids, output_len) -> (new tokens, TTFT s, total s)`."
     fn: Callable = None         # make(model) -> run (in-process backends)
+    FUNCTIONS = ('fn', 'run_all')
     why_not: Callable = None    # () -> '' when it can run here, else the reason (None: it always can)
     version: Callable = None    # () -> 'engine version', e.g. 'torch 2.13.0'
     run_all: Callable = None    # (model, name, workload, python) -> [BenchResult] (engines in their own environment)

@@ -321,6 +321,7 @@ class Option:
     name: str
     needs: tuple = ()    # e.g. ('calibration',), ('text',), ('gpu',)
     doc: str = ''
+    FUNCTIONS = ()       # (a class attribute) the fields of which one must be a function: a kind of option says which
 
 # %% ../nbs/00_core.ipynb #3eac680a
 class Registry:
@@ -341,6 +342,10 @@ def register(self: Registry, option: Option, overwrite=False) -> Option:
     name = getattr(option, 'name', None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"A {self.kind} needs a non-empty string `name`, got {name!r}")
+    fns = type(option).FUNCTIONS if isinstance(option, Option) else ()
+    if fns and not any(callable(getattr(option, f, None)) for f in fns):
+        raise TypeError(f"A {self.kind} needs its function: give {' or '.join(f + '=' for f in fns)}a callable "
+                        f"({name!r} has none)")
     if name in self._entries and not overwrite:
         raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
     self._entries[name] = option

@@ -197,6 +197,7 @@ def generate(self: OnnxLM, ids,   # prompt ids [batch, prompt_len] (tensor or ar
 class ExportFormat(Option):
     "A deployable format: `fn(model, folder)` writes the artifact into an empty `folder`."
     fn: Callable = None
+    FUNCTIONS = ('fn',)
     readme: str = ''   # how to run it (markdown, `{folder}` is the output folder)
 
 def _onnx_from_cache(model, folder):

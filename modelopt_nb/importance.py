@@ -147,6 +147,7 @@ def loss_iterative(model,              # a supported causal LM
 class LayerMetric(Option):
     "A layer-importance metric: `fn(*, model, calibration, batches, num_remove, policy, ...)` → (scores, block_scores)."
     fn: Callable = None                 # the scoring function (see above)
+    FUNCTIONS = ('fn',)
     policies: tuple = POLICIES          # the selection policies it supports
 
 LAYER_METRICS = Registry('layer metric')

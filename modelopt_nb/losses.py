@@ -37,6 +37,7 @@ def position_mask(input_ids,            # [B, T] token ids (only the shape is us
 class LogitLoss(Option):
     "A divergence between next-token distributions, as `logit_loss` uses it."
     fn: Callable = None            # fn(lq [..., K], lp [..., K], beta) -> [...]: student and teacher log-probabilities
+    FUNCTIONS = ('fn',)
     fast: Callable | None = None   # fast(s_logits, t_logits, temperature, scale) -> (rows × T², scale × grad)
     check: Callable | None = None  # check(beta) raises ValueError for a setting the divergence cannot take
 
@@ -246,6 +247,7 @@ def lm_loss(student_logits,     # [B, T, V] student logits
 class FeatureLoss(Option):
     "A hidden-state loss, as `feature_loss` uses it."
     fn: Callable = None   # fn(student [B, T, d], teacher [B, T, d]) -> per-position loss [B, T] (float32 inputs)
+    FUNCTIONS = ('fn',)
 
 FEATURE_LOSSES = Registry('feature loss')
 for _o in (FeatureLoss('mse', doc='mean squared error per channel', fn=lambda hs, ht: ((hs - ht)**2).mean(-1)),

@@ -117,6 +117,7 @@ def _wanda_scores(model, calibration, lins) -> dict:
 class SparsityMethod(Option):
     "A sparsity method: `fn(model, calibration, linears)` → {name: scores}, or a `prune` that does the whole job."
     fn: Callable = None
+    FUNCTIONS = ('fn', 'prune')
     scope: str = 'layer'   # 'row', 'layer' or 'global': the default `scope` of `sparsity_masks` for this method
     prune: Callable = None # `prune(model, sparsity=, nm=, scope=, calibration=, blocks=, batch_size=)` → masks,
                            # in place (it may also update the weights it keeps); when set, `sparsify` calls it

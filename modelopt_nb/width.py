@@ -167,6 +167,7 @@ def hybrid_scores(model,        # a supported decoder
 class WidthImportance(Option):
     "A width importance: `fn(model, calibration, axis)` → scores of `axis` ([L, I], [L, H] or [D]), high = important."
     fn: Callable = None
+    FUNCTIONS = ('fn',)
 
 WIDTH_IMPORTANCES = Registry('width importance')
 for _o in (WidthImportance('activation', needs=('calibration',), fn=activation_scores,
